@@ -1,0 +1,41 @@
+"""Input checks shared by the core: clear errors that name the offending argument."""
+
+from __future__ import annotations
+
+import torch
+
+SUPPORTED_BITS = range(1, 17)
+
+
+def check_tensor(x: object, name: str = "x", *, allow_empty: bool = False) -> torch.Tensor:
+    """Return ``x`` if it is a finite floating-point tensor, else raise naming ``name``.
+
+    Raises ``TypeError`` for a non-tensor or an integer/bool dtype, and ``ValueError`` for an
+    empty tensor (unless ``allow_empty``) or one holding NaN or ±inf.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float32/float16/bfloat16/float64), "
+            f"got dtype {x.dtype}; convert integer data with {name}.float() first"
+        )
+    if x.numel() == 0:
+        if allow_empty:
+            return x
+        raise ValueError(f"{name} is empty: cannot estimate a range from no values")
+    if not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{name} contains {n_bad} NaN or inf value(s); quantization needs finite input"
+        )
+    return x
+
+
+def check_bits(bits: object, name: str = "bits") -> int:
+    """Return ``bits`` if it is an int in 1..16, else raise naming ``name``."""
+    if not isinstance(bits, int) or isinstance(bits, bool):
+        raise TypeError(f"{name} must be an int, got {type(bits).__name__}")
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"{name} must be between 1 and 16, got {bits}")
+    return bits
