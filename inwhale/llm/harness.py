@@ -1,0 +1,521 @@
+"""The LLM test bench: perplexity, the linears to quantize, and their calibration inputs.
+
+Everything here is architecture-agnostic. A model is any ``nn.Module`` that maps token ids of
+shape ``(B, T)`` to logits ``(B, T, V)`` (a tensor, a tuple whose first item is the logits,
+or an object with ``.logits`` as transformers returns); layers are found by *type*
+(``nn.Linear``), never by architecture class names. LLM methods (GPTQ, AWQ, SmoothQuant, ...)
+are written against the plain ``dict[str, nn.Linear]`` of :func:`find_linears` and the
+``(norm, [linears])`` pairs of :func:`norm_linear_pairs`.
+
+Perplexity
+----------
+For token ids :math:`x_1..x_N` and a causal model :math:`p`,
+
+.. math::
+    \\mathrm{NLL} = -\\frac{1}{n}\\sum_{t \\in S} \\log p(x_t \\mid x_{<t}),\\qquad
+    \\mathrm{PPL} = e^{\\mathrm{NLL}},
+
+where :math:`S` is the set of scored positions and the context :math:`x_{<t}` is truncated to
+the window the model sees (``context_len`` tokens). By default the windows do not overlap:
+window ``k`` covers tokens ``[k L, (k+1) L)`` and scores its last ``L - 1`` tokens (the first
+has no context inside the window). With ``stride < L`` windows slide and every window after
+the first scores only its last ``stride`` tokens, each of which then sees at least
+``L - stride`` tokens of context — slower, and a slightly lower perplexity.
+
+Example:
+    >>> import torch
+    >>> from inwhale.llm.harness import perplexity
+    >>> class Uniform(torch.nn.Module):            # predicts every token with p = 1/4
+    ...     def forward(self, ids):
+    ...         return torch.zeros(*ids.shape, 4)
+    >>> print(perplexity(Uniform(), torch.tensor([0, 1, 2, 3, 0, 1]), context_len=3,
+    ...                  progress=False))
+    ppl 4.00 on 4 tokens, context 3
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "NormLinears",
+    "PerplexityResult",
+    "calibration_batches",
+    "capture_linear_inputs",
+    "find_linears",
+    "for_each_linear_input",
+    "linear_input_absmax",
+    "norm_linear_pairs",
+    "perplexity",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# running a model
+# ---------------------------------------------------------------------------------------------
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _forward_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Run ``model`` on ``ids`` ``(B, T)`` and return its logits ``(B, T, V)``.
+
+    Transformers models get ``use_cache=False`` (no key/value cache is kept), and their
+    ``.logits`` is returned; a plain module may return the tensor itself or a tuple.
+    """
+    config = getattr(model, "config", None)
+    kwargs = {"use_cache": False} if hasattr(config, "use_cache") else {}
+    out = model(ids, **kwargs)
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out
+
+
+class _EvalMode:
+    """Context manager: put a module in eval mode and restore its previous mode afterwards."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> nn.Module:
+        return self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+def _as_1d_ids(ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
+    """Check token ids: an integer tensor of shape ``(N,)`` or ``(1, N)``; return ``(N,)``."""
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ids.ndim == 2 and ids.shape[0] == 1:
+        ids = ids[0]
+    if ids.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,) or (1, N), got {tuple(ids.shape)}")
+    return ids.long()
+
+
+# ---------------------------------------------------------------------------------------------
+# perplexity
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """Outcome of :func:`perplexity`.
+
+    Attributes:
+        ppl: perplexity, ``exp(nll)``.
+        nll: mean negative log-likelihood in nats per scored token.
+        n_tokens: number of tokens scored (the tail that fills no whole window is not scored).
+        context_len: the window length actually used (``min(context_len, len(ids))``).
+    """
+
+    ppl: float
+    nll: float
+    n_tokens: int
+    context_len: int
+
+    def __str__(self) -> str:
+        return f"ppl {self.ppl:.2f} on {self.n_tokens:,} tokens, context {self.context_len}"
+
+
+def _windows(n: int, context_len: int, stride: int) -> list[tuple[int, int]]:
+    """``(begin, n_scored)`` for every full window of ``context_len`` tokens in ``n`` tokens."""
+    begins = range(0, n - context_len + 1, stride)
+    return [
+        (b, context_len - 1 if i == 0 else min(stride, context_len - 1))
+        for i, b in enumerate(begins)
+    ]
+
+
+@torch.no_grad()
+def perplexity(
+    model: nn.Module,
+    ids: torch.Tensor,
+    context_len: int = 512,
+    stride: int | None = None,
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> PerplexityResult:
+    """Perplexity of a causal LM on a stream of token ids (see the module docstring).
+
+    Args:
+        model: maps ids ``(B, T)`` to logits ``(B, T, V)``; run in eval mode (its previous
+            mode is restored afterwards), under ``torch.no_grad``.
+        ids: token ids, shape ``(N,)`` or ``(1, N)``, ``N >= 2``.
+        context_len: window length ``L``; shortened to ``N`` if ``N < L``.
+        stride: distance between window starts, ``1 <= stride <= L``; ``None`` means ``L``
+            (non-overlapping windows, the fast default).
+        batch_size: windows per forward pass. Peak memory is about
+            ``3 * batch_size * L * V * 4`` bytes of logits (~1.2 GB for SmolLM2, B=4, L=512).
+        device: where the ids are sent; ``None`` means the device of the model's parameters.
+        progress: show a ``tqdm`` bar over windows.
+
+    Returns:
+        A :class:`PerplexityResult`; ``print`` gives e.g. ``ppl 23.41 on 16,376 tokens,
+        context 512``. Log-probabilities are computed in float32 and summed in float64.
+
+    Raises:
+        TypeError: if ``ids`` is not an integer tensor.
+        ValueError: if ``ids`` has the wrong shape or fewer than 2 tokens, or ``context_len``,
+            ``stride`` or ``batch_size`` is out of range.
+
+    Example:
+        >>> result = perplexity(model, eval_ids[:4096], context_len=512)   # doctest: +SKIP
+        >>> result.n_tokens          # 8 windows x 511 scored tokens        # doctest: +SKIP
+        4088
+    """
+    ids = _as_1d_ids(ids)
+    if ids.numel() < 2:
+        raise ValueError(f"ids must hold at least 2 tokens, got {ids.numel()}")
+    if context_len < 2:
+        raise ValueError(f"context_len must be >= 2, got {context_len}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    length = min(context_len, ids.numel())
+    stride = length if stride is None else stride
+    if not 1 <= stride <= length:
+        raise ValueError(f"stride must be in [1, context_len={length}], got {stride}")
+    from tqdm.auto import tqdm
+
+    device = _model_device(model) if device is None else torch.device(device)
+    ids = ids.to(device)
+    windows = _windows(ids.numel(), length, stride)
+    total_nll, total_tokens = 0.0, 0
+    with (
+        _EvalMode(model),
+        tqdm(total=len(windows), desc="perplexity", unit="window", disable=not progress) as bar,
+    ):
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start : start + batch_size]
+            x = torch.stack([ids[b : b + length] for b, _ in chunk])  # (B, L)
+            logits = _forward_logits(model, x)[:, :-1].float()  # (B, L-1, V)
+            nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (B, L-1)
+            for row, (_, n_scored) in enumerate(chunk):
+                total_nll += nll[row, -n_scored:].double().sum().item()
+                total_tokens += n_scored
+            bar.update(len(chunk))
+    mean = total_nll / total_tokens
+    return PerplexityResult(ppl=math.exp(mean), nll=mean, n_tokens=total_tokens, context_len=length)
+
+
+# ---------------------------------------------------------------------------------------------
+# which layers
+# ---------------------------------------------------------------------------------------------
+
+
+def _skipped(name: str, skip: tuple[str, ...]) -> bool:
+    """True if a skip entry equals ``name``, or a dotted prefix or suffix of it."""
+    return any(name == s or name.startswith(s + ".") or name.endswith("." + s) for s in skip)
+
+
+def find_linears(
+    model: nn.Module, skip: str | Iterable[str] = ("lm_head",)
+) -> dict[str, nn.Linear]:
+    """Return every ``nn.Linear`` of ``model`` by qualified name, in module order.
+
+    Layers are found by type (subclasses of ``nn.Linear`` included), so the same call works for
+    LLaMA, OPT, BERT or a hand-written MLP.
+
+    Args:
+        model: any module.
+        skip: names to leave out. An entry matches a layer whose name equals it or has it as a
+            whole dotted prefix or suffix: ``"lm_head"`` skips ``lm_head`` and
+            ``model.lm_head``; ``"model.layers.0"`` skips all of block 0. A single string is
+            treated as one name. ``()`` keeps everything.
+
+    Returns:
+        ``{name: module}``; for SmolLM2 210 entries (30 blocks x ``q k v o gate up down``).
+
+    Example:
+        >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> list(find_linears(mlp, skip="2"))
+        ['0']
+    """
+    skip = (skip,) if isinstance(skip, str) else tuple(skip)
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not _skipped(name, skip)
+    }
+
+
+@dataclass
+class NormLinears:
+    """A module with a per-channel weight and the linears that read its output directly.
+
+    In a pre-norm block, ``input_layernorm -> q_proj, k_proj, v_proj`` and
+    ``post_attention_layernorm -> gate_proj, up_proj``. SmoothQuant and AWQ fold a
+    per-channel scale ``s`` into such a pair: ``norm.weight /= s`` and
+    ``linear.weight *= s`` (columns) for every linear in the list.
+    """
+
+    norm_name: str
+    norm: nn.Module
+    linear_names: list[str]
+    linears: list[nn.Linear]
+
+
+@torch.no_grad()
+def norm_linear_pairs(
+    model: nn.Module,
+    example_ids: torch.Tensor | None = None,
+    skip: str | Iterable[str] = ("lm_head",),
+) -> list[NormLinears]:
+    """Find ``(norm, [linears])`` pairs by tracing one forward pass.
+
+    A *norm* here is any leaf module that is not a linear and has a 1-D ``weight`` (RMSNorm,
+    LayerNorm, ...). Forward hooks record every norm output tensor; a linear whose input *is*
+    one of those tensors (the same object) is paired with that norm, provided the weight's
+    length equals ``in_features``. No class names are involved.
+
+    Args:
+        model: a causal LM taking ids ``(B, T)``.
+        example_ids: ids to trace with, ``(1, T)`` or ``(T,)``; default ``[[1, 2, ..., 8]]``.
+        skip: linears to leave out, as in :func:`find_linears`.
+
+    Returns:
+        Pairs in the order the norms ran; for SmolLM2, 60 (two per block, with 3 and 2 linears).
+
+    Edge cases:
+        The trace sees only *modules* consuming the norm output. In a post-norm model (BERT)
+        the LayerNorm output also feeds the residual addition, so scaling that norm would
+        change the residual stream too; check the architecture before folding scales.
+    """
+    example_ids = torch.arange(1, 9) if example_ids is None else example_ids
+    example_ids = _as_1d_ids(example_ids, "example_ids")[None].to(_model_device(model))
+    linear_name = {id(m): n for n, m in find_linears(model, skip).items()}
+    norms = {
+        name: m
+        for name, m in model.named_modules()
+        if not isinstance(m, nn.Linear)
+        and next(m.children(), None) is None
+        and isinstance(getattr(m, "weight", None), torch.Tensor)
+        and m.weight.ndim == 1
+    }
+    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (norm name, output)
+    pairs: dict[str, list[str]] = {}
+
+    def after_norm(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                produced[id(output)] = (name, output)  # keep output alive: ids stay unique
+
+        return hook
+
+    def before_linear(module: nn.Module, inputs: tuple) -> None:
+        entry = produced.get(id(inputs[0]))
+        if entry is not None and norms[entry[0]].weight.numel() == module.in_features:
+            names = pairs.setdefault(entry[0], [])
+            if linear_name[id(module)] not in names:
+                names.append(linear_name[id(module)])
+
+    handles = [m.register_forward_hook(after_norm(n)) for n, m in norms.items()]
+    handles += [
+        m.register_forward_pre_hook(before_linear) for m in find_linears(model, skip).values()
+    ]
+    try:
+        with _EvalMode(model):
+            _forward_logits(model, example_ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    modules = dict(model.named_modules())
+    return [
+        NormLinears(n, norms[n], names, [modules[k] for k in names]) for n, names in pairs.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration data and activations
+# ---------------------------------------------------------------------------------------------
+
+
+def calibration_batches(ids: torch.Tensor, n_samples: int, seq_len: int) -> torch.Tensor:
+    """Cut ``n_samples`` disjoint windows of ``seq_len`` tokens, evenly spaced over ``ids``.
+
+    Deterministic (no random sampling): window ``i`` starts at
+    ``i * (N - seq_len) // (n_samples - 1)``, so the windows cover the whole calibration text
+    from its first to its last token.
+
+    Args:
+        ids: token ids, shape ``(N,)`` or ``(1, N)``.
+        n_samples: number of windows, ``>= 1``.
+        seq_len: tokens per window, ``>= 1``.
+
+    Returns:
+        A ``(n_samples, seq_len)`` long tensor on the device of ``ids``.
+
+    Raises:
+        ValueError: if ``n_samples * seq_len > N`` (windows would overlap) or a size is < 1.
+
+    Example:
+        >>> calibration_batches(torch.arange(10), n_samples=2, seq_len=3)
+        tensor([[0, 1, 2],
+                [7, 8, 9]])
+    """
+    ids = _as_1d_ids(ids)
+    if n_samples < 1 or seq_len < 1:
+        raise ValueError(f"n_samples and seq_len must be >= 1, got {n_samples} and {seq_len}")
+    n = ids.numel()
+    if n_samples * seq_len > n:
+        raise ValueError(
+            f"n_samples * seq_len = {n_samples * seq_len} exceeds the {n} tokens in ids"
+        )
+    gap = n - seq_len
+    starts = [0] if n_samples == 1 else [i * gap // (n_samples - 1) for i in range(n_samples)]
+    return torch.stack([ids[s : s + seq_len] for s in starts])
+
+
+def _resolve_linears(
+    model: nn.Module, names: Iterable[str] | Mapping[str, nn.Module]
+) -> dict[str, nn.Linear]:
+    """Map each requested name to its ``nn.Linear``; ``ValueError`` naming any that is not one."""
+    if isinstance(names, str):
+        names = [names]
+    modules = dict(model.named_modules())
+    chosen = {n: modules.get(n) for n in names}
+    bad = [n for n, m in chosen.items() if not isinstance(m, nn.Linear)]
+    if bad:
+        raise ValueError(
+            f"names must name nn.Linear modules of the model; not found or not "
+            f"linear: {bad[:5]}{' ...' if len(bad) > 5 else ''}"
+        )
+    return chosen  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def for_each_linear_input(
+    model: nn.Module,
+    names: Iterable[str] | Mapping[str, nn.Module],
+    batches: torch.Tensor,
+    fn: Callable[[str, torch.Tensor], None],
+    batch_size: int = 1,
+) -> None:
+    """Run ``batches`` through ``model`` and call ``fn(name, x)`` on each chosen linear's input.
+
+    The building block for calibration statistics: ``x`` is the linear's input flattened to
+    ``(B * T, in_features)``, on the model's device and in its dtype; ``fn`` must not keep a
+    reference to ``x`` unless it means to (copy what it needs). Hooks are removed afterwards,
+    also on error; the model's training mode is restored.
+
+    Args:
+        model: a causal LM taking ids ``(B, T)``.
+        names: linear names (e.g. the keys or the dict of :func:`find_linears`).
+        batches: ``(n_samples, seq_len)`` token ids, e.g. from :func:`calibration_batches`.
+        fn: callback ``fn(name, x)``.
+        batch_size: samples per forward pass.
+    """
+    linears = _resolve_linears(model, names)
+    if batches.ndim != 2:
+        raise ValueError(
+            f"batches must have shape (n_samples, seq_len), got {tuple(batches.shape)}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(module: nn.Linear, inputs: tuple) -> None:
+            fn(name, inputs[0].reshape(-1, module.in_features))
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+    device = _model_device(model)
+    try:
+        with _EvalMode(model):
+            for start in range(0, batches.shape[0], batch_size):
+                _forward_logits(model, batches[start : start + batch_size].to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def capture_linear_inputs(
+    model: nn.Module,
+    names: Iterable[str] | Mapping[str, nn.Module],
+    batches: torch.Tensor,
+    max_rows: int | None = 2048,
+    batch_size: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Collect the inputs (activations) of chosen linears over calibration batches.
+
+    Memory is bounded by ``max_rows``: only the first ``max_rows`` token rows per layer are
+    kept (deterministic), as float32 on the CPU. SmolLM2, all 210 linears, 2048 rows: ~1.6 GB.
+
+    Args:
+        model, names, batches, batch_size: as in :func:`for_each_linear_input`.
+        max_rows: rows kept per layer; ``None`` keeps all ``n_samples * seq_len``.
+
+    Returns:
+        ``{name: X}`` with ``X`` of shape ``(min(max_rows, n_samples * seq_len), in_features)``.
+
+    Example:
+        >>> X = capture_linear_inputs(model, ["model.layers.0.self_attn.q_proj"],
+        ...                           calibration_batches(calib, 4, 128))  # doctest: +SKIP
+        >>> X["model.layers.0.self_attn.q_proj"].shape                      # doctest: +SKIP
+        torch.Size([512, 576])
+    """
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1 or None, got {max_rows}")
+    chunks: dict[str, list[torch.Tensor]] = {}
+    kept: dict[str, int] = {}
+
+    def keep(name: str, x: torch.Tensor) -> None:
+        room = x.shape[0] if max_rows is None else max_rows - kept.get(name, 0)
+        if room > 0:
+            chunks.setdefault(name, []).append(x[:room].float().cpu())
+            kept[name] = kept.get(name, 0) + min(room, x.shape[0])
+
+    for_each_linear_input(model, names, batches, keep, batch_size)
+    return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+def linear_input_absmax(
+    model: nn.Module,
+    names: Iterable[str] | Mapping[str, nn.Module],
+    batches: torch.Tensor,
+    batch_size: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Per-input-channel absolute maximum of each chosen linear's input, over all tokens.
+
+    ``absmax[name][j] = max over tokens t of |X[t, j]|`` — the activation statistic of
+    SmoothQuant and LLM.int8() outlier detection. Memory: one vector per layer.
+
+    Returns:
+        ``{name: (in_features,) float32 tensor}`` on the model's device.
+
+    Example:
+        >>> class Toy(nn.Module):                 # token id t -> features (t, 2t)
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.proj = nn.Linear(2, 3)
+        ...     def forward(self, ids):
+        ...         return self.proj(ids[..., None] * torch.tensor([1.0, 2.0]))
+        >>> linear_input_absmax(Toy(), ["proj"], torch.tensor([[1, -3, 2]]))["proj"]
+        tensor([3., 6.])
+    """
+    stats: dict[str, torch.Tensor] = {}
+
+    def update(name: str, x: torch.Tensor) -> None:
+        current = x.abs().amax(dim=0).float()  # (in_features,)
+        stats[name] = current if name not in stats else torch.maximum(stats[name], current)
+
+    for_each_linear_input(model, names, batches, update, batch_size)
+    return stats
