@@ -29,7 +29,12 @@ class DeadZoneRounding(Rounding):
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         check_floating(v)
-        return torch.copysign(torch.floor(v.abs() + self.rho), v)
+        a = v.abs()
+        whole = torch.floor(a)
+        # ⌊|v| + ρ⌋ = ⌊|v|⌋ + [frac ≥ 1 − ρ]; written this way because |v| + ρ can round up
+        # in floating point (0.49999997 + 0.5 == 1.0 in float32).
+        up = (a - whole) >= 1.0 - self.rho
+        return torch.copysign(whole + up.to(v.dtype), v)
 
     def __repr__(self) -> str:
         return f"DeadZoneRounding(rho={self.rho:g})"
