@@ -29,8 +29,7 @@ SOURCE_SUFFIXES = {".ipynb", ".md"}
 
 def has_chapters(folder: Path) -> bool:
     return folder.is_dir() and any(
-        p.suffix in SOURCE_SUFFIXES and not p.name.startswith(("_", "."))
-        for p in folder.iterdir()
+        p.suffix in SOURCE_SUFFIXES and not p.name.startswith(("_", ".")) for p in folder.iterdir()
     )
 
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Optional: the project's environment, then JupyterLab on the book's notebooks
+# (live kernels, so the ipywidgets sliders respond). Extra arguments go to jupyter lab.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec jupyter lab book/ "$@"

@@ -1,0 +1,43 @@
+"""Print each notebook's run time from nbmake's JUnit XML, then the ten slowest.
+
+Usage: python scripts/nb_report.py _build/nbmake-junit.xml
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def read_times(path: Path) -> list[tuple[str, float, str]]:
+    rows = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("file") or case.get("classname") or case.get("name", "?")
+        name = name.replace(".", "/") + ".ipynb" if not name.endswith(".ipynb") else name
+        status = "ok"
+        for tag in ("failure", "error"):
+            if case.find(tag) is not None:
+                status = "FAILED"
+        if case.find("skipped") is not None:
+            status = "skipped"
+        rows.append((name, float(case.get("time", 0.0)), status))
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    if not argv or not Path(argv[0]).exists():
+        print("[notebooks] no JUnit report found")
+        return 0
+    rows = read_times(Path(argv[0]))
+    print(f"[notebooks] {len(rows)} notebook(s), total {sum(t for _, t, _ in rows):.1f}s")
+    for name, t, status in sorted(rows):
+        print(f"  {t:7.1f}s  {status:7s}  {name}")
+    print("[notebooks] slowest ten:")
+    for name, t, status in sorted(rows, key=lambda r: -r[1])[:10]:
+        print(f"  {t:7.1f}s  {status:7s}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
