@@ -47,14 +47,17 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     _check_pack_bits(bits)
     if codes.is_floating_point():
         raise TypeError("codes must be an integer tensor")
-    flat = codes.reshape(-1).to(torch.int64)
+    flat = codes.reshape(-1)
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= 2**bits):
         raise ValueError(f"codes must lie in [0, {2**bits - 1}] to pack into {bits} bits")
     per_byte = 8 // bits
     pad = -flat.numel() % per_byte
-    flat = torch.cat([flat, flat.new_zeros(pad)]).reshape(-1, per_byte)  # (n_bytes, per_byte)
-    shifts = torch.arange(per_byte, device=flat.device) * bits  # bit offset of each code
-    return (flat << shifts).sum(dim=1).to(torch.uint8)
+    flat = torch.cat([flat.to(torch.uint8), flat.new_zeros(pad, dtype=torch.uint8)])
+    slots = flat.reshape(-1, per_byte)  # (n_bytes, per_byte): the codes of each byte
+    packed = slots[:, 0].clone()
+    for i in range(1, per_byte):  # byte = c0 | c1 << b | c2 << 2b | ...
+        packed |= slots[:, i] << (i * bits)
+    return packed
 
 
 def unpack_codes(packed: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
@@ -71,10 +74,11 @@ def unpack_codes(packed: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
         raise ValueError(
             f"numel={numel} does not fit in {packed.numel()} bytes of {bits}-bit codes"
         )
-    shifts = torch.arange(per_byte, device=packed.device) * bits
     mask = (1 << bits) - 1
-    codes = (packed.to(torch.int64).unsqueeze(1) >> shifts) & mask  # (n_bytes, per_byte)
-    return codes.reshape(-1)[:numel].to(torch.uint8)
+    slots = torch.empty(packed.numel(), per_byte, dtype=torch.uint8, device=packed.device)
+    for i in range(per_byte):  # code i of each byte sits at bit offset i·b
+        slots[:, i] = (packed >> (i * bits)) & mask
+    return slots.reshape(-1)[:numel]
 
 
 @dataclass
