@@ -12,7 +12,8 @@ quantized vectors) and as a small encoder whose linears can be quantized.
 
 Example:
     >>> from inwhale.data.minilm import embed                           # doctest: +SKIP
-    >>> e = embed(["A cat sits on the mat.", "A kitten is on a rug.", "Stocks fell."])
+    >>> sentences = ["A cat sits on the mat.", "A kitten is on a rug.", "Stocks fell."]
+    >>> e = embed(sentences)                                            # doctest: +SKIP
     >>> e.shape, (e @ e.T)[0]                                          # doctest: +SKIP
     (torch.Size([3, 384]), tensor([1.0000, 0.6..., 0.0...]))
 """

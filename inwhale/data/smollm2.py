@@ -262,8 +262,8 @@ def load_smollm2(
 
     Example:
         >>> model, tok = load_smollm2(device="cpu")                     # doctest: +SKIP
-        >>> ids = tok("The capital of France is", return_tensors="pt").input_ids
-        >>> tok.decode(model.generate(ids, max_new_tokens=2, do_sample=False)[0])
+        >>> ids = tok("The capital of France is", return_tensors="pt").input_ids  # doctest: +SKIP
+        >>> tok.decode(model.generate(ids, max_new_tokens=2, do_sample=False)[0])  # doctest: +SKIP
         'The capital of France is Paris.'
     """
     _check_dtype(dtype)
@@ -290,6 +290,19 @@ def load_smollm2(
                     )
             model = model.to(dtype)
     return model.to(device).eval(), tokenizer
+
+
+def _check_has_linears(model: nn.Module, where: str) -> None:
+    """``ValueError`` if ``model`` has no ``nn.Linear`` besides ``lm_head`` (e.g. GPT-2)."""
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not [n for n in linears if n.split(".")[-1] != "lm_head"]:
+        others = ", ".join(_weight_classes_without_linear(model)) or "none found"
+        raise ValueError(
+            f"name_or_path={where!r} ({type(model).__name__}) has no torch.nn.Linear layer "
+            f"besides lm_head, so inwhale's LLM methods have nothing to quantize; its weight "
+            f"matrices live in: {others} (GPT-2 uses transformers' Conv1D, whose weight is "
+            "stored transposed). Convert them to nn.Linear first, or pick a model such as OPT."
+        )
 
 
 def _weight_classes_without_linear(model: nn.Module) -> list[str]:
@@ -348,23 +361,20 @@ def load_causal_lm(
     with env:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        hint = "" if allow_download else " (offline: pass allow_download=True to fetch it)"
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 where, local_files_only=not allow_download, **_dtype_kwarg(dtype)
             )
-            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=not allow_download)
         except (OSError, ValueError, KeyError) as err:
-            hint = "" if allow_download else " (offline: pass allow_download=True to fetch it)"
             raise ValueError(
                 f"name_or_path={where!r} could not be loaded as a causal LM{hint}: {err}"
             ) from err
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not [n for n in linears if n.split(".")[-1] != "lm_head"]:
-        others = ", ".join(_weight_classes_without_linear(model)) or "none found"
-        raise ValueError(
-            f"name_or_path={where!r} ({type(model).__name__}) has no torch.nn.Linear layer "
-            f"besides lm_head, so inwhale's LLM methods have nothing to quantize; its weight "
-            f"matrices live in: {others} (GPT-2 uses transformers' Conv1D, whose weight is "
-            "stored transposed). Convert them to nn.Linear first, or pick a model such as OPT."
-        )
+        _check_has_linears(model, where)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=not allow_download)
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"name_or_path={where!r}: the model loaded but its tokenizer did not{hint}: {err}"
+            ) from err
     return model.to(device).eval(), tokenizer

@@ -99,7 +99,7 @@ def token_splits(
 
     Example:
         >>> calib, evl = token_splits(tokenizer, 4096, 4096)   # doctest: +SKIP
-        >>> calib.shape, evl.shape
+        >>> calib.shape, evl.shape                               # doctest: +SKIP
         (torch.Size([4096]), torch.Size([4096]))
     """
     for name, value in (("calib_tokens", calib_tokens), ("eval_tokens", eval_tokens)):
