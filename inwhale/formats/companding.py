@@ -96,7 +96,8 @@ def companded_fake_quantize(x: torch.Tensor, bits: int = 8, law: str = "mu",
     if scale <= 0:
         raise ValueError("x_max must be positive (got an all-zero x or x_max <= 0)")
     qp = qparams_from_range(-1.0, 1.0, bits=bits, symmetric=True, narrow_range=True)
-    y = fake_quantize(compress(x.float() / scale), qp)
+    xc = x.double() if x.dtype == torch.float64 else x.float()
+    y = fake_quantize(compress(xc / scale), qp)
     return (expand(y) * scale).to(x.dtype)
 
 

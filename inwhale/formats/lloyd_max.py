@@ -78,10 +78,13 @@ def lloyd_iterate(moments: Moments, levels0: torch.Tensor, tol: float = 1e-10,
     while it < max_iter:
         it += 1
         t = (y[1:] + y[:-1]) / 2  # nearest-neighbour condition
-        m0, m1, _ = moments(t)
-        y_new = torch.where(m0 > 0, m1 / m0.clamp(min=1e-300), y)  # centroid (empty: keep)
+        m0, m1, m2 = moments(t)
+        y_new = torch.where(m0 > 0, m1 / m0.clamp(min=1e-300), y)  # centroid condition
+        empty = m0 <= 0
+        if bool(empty.any()):  # revive one dead level by splitting the worst cell
+            y_new = _split_worst_cell(y_new, m0, m1, m2, int(empty.nonzero()[0]))
         y_new = y_new.sort().values
-        done = float((y_new - y).abs().max()) < tol
+        done = float((y_new - y).abs().max()) < tol and not bool(empty.any())
         y = y_new
         if done:
             break
@@ -89,6 +92,20 @@ def lloyd_iterate(moments: Moments, levels0: torch.Tensor, tol: float = 1e-10,
     m0, m1, m2 = moments(t)
     mse = float((m2 - 2 * y * m1 + y * y * m0).sum() / m0.sum())
     return LloydMaxResult(y, t, mse, it)
+
+
+def _split_worst_cell(y: torch.Tensor, m0: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor,
+                      dead: int) -> torch.Tensor:
+    """Move the level of the empty cell ``dead`` next to the centroid of the cell with the
+    largest distortion ``M2 − M1²/M0``, half a standard deviation above it, so that the
+    next nearest-neighbour step splits that cell (as in LBG splitting)."""
+    safe = m0.clamp(min=1e-300)
+    dist = torch.where(m0 > 0, m2 - m1 * m1 / safe, -1.0)
+    w = int(dist.argmax())
+    sigma = torch.sqrt(torch.clamp(dist[w] / safe[w], min=0.0))
+    y = y.clone()
+    y[dead] = y[w] + 0.5 * sigma if float(sigma) > 0 else y[dead]
+    return y
 
 
 def _gaussian_moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
