@@ -294,6 +294,8 @@ def norm_linear_pairs(
         Pairs in the order the norms ran; for SmolLM2, 60 (two per block, with 3 and 2 linears).
 
     Edge cases:
+        A linear fed a *view or slice* of the norm output is not paired: transformers'
+        ``lm_head`` reads ``hidden_states[:, -k:]``, so ``model.norm -> lm_head`` is missing.
         The trace sees only *modules* consuming the norm output. In a post-norm model (BERT)
         the LayerNorm output also feeds the residual addition, so scaling that norm would
         change the residual stream too; check the architecture before folding scales.
