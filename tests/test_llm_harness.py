@@ -177,6 +177,6 @@ def test_smollm2_absmax_shows_outlier_channels(smollm2):
     model, tok = smollm2
     calib, _ = token_splits(tok, calib_tokens=2048, eval_tokens=2048)
     name = "model.layers.0.self_attn.q_proj"
-    absmax = linear_input_absmax(model, [name], calibration_batches(calib, 2, 64))[name]
+    absmax = linear_input_absmax(model, [name], calibration_batches(calib, 2, 32))[name]
     assert absmax.shape == (576,) and torch.isfinite(absmax).all()
     assert absmax.max() > 5 * absmax.median()  # a few channels dominate, as in every LLM
