@@ -12,7 +12,7 @@ from inwhale.nn.fake_quant import (
     grad_scale,
     round_ste,
 )
-from inwhale.nn.modules import QuantConv2d, QuantLinear, quant_layers
+from inwhale.nn.modules import QuantConv2d, QuantLinear, quant_layers, swap_layers
 
 __all__ = [
     "FakeQuantize",
@@ -23,4 +23,5 @@ __all__ = [
     "grad_scale",
     "quant_layers",
     "round_ste",
+    "swap_layers",
 ]

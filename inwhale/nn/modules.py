@@ -17,6 +17,7 @@ torch.Size([1, 2])
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from torch import nn
 
 from inwhale.nn.fake_quant import FakeQuantize
 
-__all__ = ["QuantConv2d", "QuantLinear", "quant_layers"]
+__all__ = ["QuantConv2d", "QuantLinear", "quant_layers", "swap_layers"]
 
 
 def _check_fq(fq: object, name: str) -> None:
@@ -102,3 +103,29 @@ def quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 _ = FakeQuantize  # re-exported for the doctest namespace
+
+
+def swap_layers(model: nn.Module, weight_fq: Callable[[nn.Module], nn.Module | None],
+                act_fq: Callable[[nn.Module], nn.Module | None],
+                skip: tuple[str, ...] = ()) -> nn.Module:
+    """A copy of ``model`` with every Linear/Conv2d (not in ``skip``) made a Quant layer.
+
+    ``weight_fq(layer)`` and ``act_fq(layer)`` build that layer's quantizers (or ``None``),
+    e.g. ``lambda layer: LSQQuantizer(4, per_channel=True)``.
+    """
+    q = copy.deepcopy(model)
+
+    def swap(module: nn.Module, prefix: str) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if full in skip:
+                continue
+            if isinstance(child, nn.Linear | nn.Conv2d) and not isinstance(
+                    child, QuantLinear | QuantConv2d):
+                cls = QuantLinear if isinstance(child, nn.Linear) else QuantConv2d
+                setattr(module, name, cls.from_float(child, weight_fq(child), act_fq(child)))
+            else:
+                swap(child, full)
+
+    swap(q, "")
+    return q
