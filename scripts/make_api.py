@@ -38,11 +38,13 @@ def render() -> str:
         "# API reference",
         "",
         "Every module of the `inwhale` package, generated from its docstrings, which are shown",
-        "as written (plain text). The notebooks use the short names re-exported by the",
-        "package (`inwhale.quantize`, …); each is documented under the module that defines it.",
+        "as written (plain text). First the names the package itself exports (`inwhale.quantize`,",
+        "…, the ones the chapters use), then every module, where each object is documented",
+        "again under the module that defines it.",
         "",
         "```{eval-rst}",
         f".. automodule:: {PACKAGE}",
+        "   :members:",
         "```",
     ]
     for name, is_package in modules():

@@ -1,10 +1,12 @@
 """Print each notebook's run time from nbmake's JUnit XML, then the ten slowest.
 
-Usage: python scripts/nb_report.py _build/nbmake-junit.xml
+Usage: python scripts/nb_report.py _build/nbmake-junit.xml [--json _build/timings/notebooks.json]
+(the JSON, {notebook: seconds}, is read by benchmarks/run.py)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -36,6 +38,10 @@ def main(argv: list[str]) -> int:
     print("[notebooks] slowest ten:")
     for name, t, status in sorted(rows, key=lambda r: -r[1])[:10]:
         print(f"  {t:7.1f}s  {status:7s}  {name}")
+    if "--json" in argv:
+        out = Path(argv[argv.index("--json") + 1])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({name: round(t, 2) for name, t, _ in rows}, indent=2))
     return 0
 
 

@@ -1,11 +1,12 @@
-"""Copy the book's sources into a staging folder (default _build/stage).
+"""Copy the book's sources into a staging folder.
 
-scripts/test.sh executes the staged notebooks in place (nbmake --overwrite), so their
-outputs land in the copy and never in the working tree, then builds the copy with
-execution switched off. The staged _config.yml is the real one with
+scripts/test.sh stages into a folder outside the repository (nbmake skips any notebook
+whose path has a ``_build`` folder in it), executes the staged notebooks in place
+(nbmake --overwrite), so their outputs land in the copy and never in the working tree, then
+builds the copy with execution switched off. The staged _config.yml is the real one with
 ``execute.execute_notebooks: 'off'``.
 
-Usage: python scripts/stage_book.py [--dest DIR]
+Usage: python scripts/stage_book.py --dest DIR
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def stage(dest: Path, execute: str = "off") -> list[Path]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=ROOT / "_build" / "stage")
+    parser.add_argument("--dest", type=Path, required=True)
     args = parser.parse_args(argv)
     notebooks = stage(args.dest)
     print(f"[stage] {len(notebooks)} notebook(s) staged in {args.dest}")

@@ -4,18 +4,26 @@
 #   chromium  Debian's Chromium for the browser tests (installed where we are root on Debian)
 #   ruff      ruff check .
 #   unit      pytest tests -m "not browser"
-#   notebooks every book/**/*.ipynb executed with nbmake, in a staged copy (_build/stage),
-#             outputs written there (never into the working tree); per-notebook times
+#   notebooks every book/**/*.ipynb executed with nbmake, in a staged copy of the book
+#             (outside the repository, see STAGE below), outputs written there, never into
+#             the working tree; per-notebook times and the ten slowest
 #   book      jupyter-book build -W -n --keep-going of the staged copy, execution off,
 #             HTML in _build/html (the same pages build_book.sh makes, figures included)
 #   browser   pytest tests -m browser (headless Chromium against _build/html)
 # Exits non-zero if any step failed; prints a summary line with timings at the end.
 #
+# Usage: bash scripts/test.sh [STEP ...]   (default: all steps; env always runs), e.g.
+#        bash scripts/test.sh notebooks book browser
 # Knobs: INWHALE_NB_TIMEOUT (per-cell seconds, default 300), INWHALE_NB_WORKERS
-# (parallel notebooks, default min(2, nproc, #notebooks)).
+# (parallel notebooks, default min(2, nproc, #notebooks)), INWHALE_STAGE_DIR.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
+STEPS=" ${*:-chromium ruff unit notebooks book browser} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
+# The staged copy lives outside the repository: nbmake refuses any notebook whose path
+# contains a "_build" folder, and a copy inside the tree could be committed by accident.
+STAGE="${INWHALE_STAGE_DIR:-${TMPDIR:-/tmp}/inwhale-stage-$(echo "$ROOT" | sha256sum | cut -c1-12)}"
 T_ALL=$(date +%s)
 SUMMARY=()
 FAILED=()
@@ -28,6 +36,7 @@ run_step() {  # run_step NAME CMD...: time a step, remember the result, never ex
     "$@"
     rc=$?
     local dt=$(( $(date +%s) - t0 ))
+    STEP_TIMES+=("$name" "$dt.0")
     if [ $rc -eq 0 ]; then
         SUMMARY+=("$name ${dt}s")
     else
@@ -38,8 +47,17 @@ run_step() {  # run_step NAME CMD...: time a step, remember the result, never ex
     return $rc
 }
 
+STEP_TIMES=()
 finish() {
     local total=$(( $(date +%s) - T_ALL ))
+    # Step times for benchmarks/run.py: _build/timings/test_steps.json
+    mkdir -p _build/timings
+    {
+        echo "{"
+        [ ${#STEP_TIMES[@]} -gt 0 ] && printf '  "%s": %s,\n' "${STEP_TIMES[@]}"
+        echo "  \"total\": $total.0"
+        echo "}"
+    } > _build/timings/test_steps.json
     local line
     line=$(IFS='|'; echo "${SUMMARY[*]}" | sed 's/|/ | /g')
     echo
@@ -69,20 +87,22 @@ if ! source scripts/env.sh; then
     SUMMARY+=("env FAILED $(( $(date +%s) - t0 ))s"); FAILED+=(env); finish
 fi
 SUMMARY+=("env $(( $(date +%s) - t0 ))s")
+STEP_TIMES+=(env "$(( $(date +%s) - t0 )).0")
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
 
-run_step chromium bash scripts/ensure_chromium.sh
+want chromium && run_step chromium bash scripts/ensure_chromium.sh
 python scripts/make_toc.py
+python scripts/make_api.py
 
 # --------------------------------------------------------------------------- lint + unit
-run_step ruff ruff check .
-run_step unit pytest_allow_empty tests -m "not browser" -p no:cacheprovider -q
+want ruff && run_step ruff ruff check .
+want unit && run_step unit pytest_allow_empty tests -m "not browser" -p no:cacheprovider -q
 
 # --------------------------------------------------------------------------- notebooks
 notebooks_step() {
-    python scripts/stage_book.py --dest _build/stage || return 1
-    mapfile -t nbs < <(find _build/stage/book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+    python scripts/stage_book.py --dest "$STAGE" || return 1
+    mapfile -t nbs < <(find "$STAGE/book" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
     if [ ${#nbs[@]} -eq 0 ]; then
         echo "[notebooks] no notebooks under book/ yet"
         return 0
@@ -102,30 +122,34 @@ notebooks_step() {
         -p no:cacheprovider "${xdist[@]}" -q --junitxml=_build/nbmake-junit.xml \
         "${nbs[@]}"
     local rc=$?
-    python scripts/nb_report.py _build/nbmake-junit.xml
+    python scripts/nb_report.py _build/nbmake-junit.xml --json _build/timings/notebooks.json
     return $rc
 }
-run_step notebooks notebooks_step
+want notebooks && run_step notebooks notebooks_step
 
 # --------------------------------------------------------------------------- book
 book_step() {
     rm -rf _build/html _build/.doctrees
     # The staged _config.yml has execute_notebooks: 'off'; the outputs come from nbmake.
-    jupyter-book build -W -n --keep-going --path-output . _build/stage || return 1
+    jupyter-book build -W -n --keep-going --path-output "$ROOT" "$STAGE" || return 1
     echo "[book] $ROOT/_build/html/index.html"
 }
-if [ -d _build/stage ]; then
-    run_step book book_step
-else
-    SUMMARY+=("book SKIPPED"); FAILED+=("book(no stage)")
+if want book; then
+    if [ -d "$STAGE/book" ]; then
+        run_step book book_step
+    else
+        SUMMARY+=("book SKIPPED"); FAILED+=("book(no staged copy: run the notebooks step)")
+    fi
 fi
 
 # --------------------------------------------------------------------------- browser
-if [ -f _build/html/index.html ]; then
-    run_step browser pytest_allow_empty tests -m browser -p no:cacheprovider -v
-else
-    echo "[browser] no built book, browser tests not run"
-    SUMMARY+=("browser SKIPPED"); FAILED+=("browser(no book)")
+if want browser; then
+    if [ -f _build/html/index.html ]; then
+        run_step browser pytest_allow_empty tests -m browser -p no:cacheprovider -v
+    else
+        echo "[browser] no built book, browser tests not run"
+        SUMMARY+=("browser SKIPPED"); FAILED+=("browser(no book)")
+    fi
 fi
 
 finish
