@@ -18,7 +18,7 @@ from inwhale.vq import (
     nearest_e8,
     normalized_second_moment,
 )
-from inwhale.vq.aq import icm_encode, least_squares_codebooks
+from inwhale.vq.aq import beam_encode, icm_encode, least_squares_codebooks
 from inwhale.vq.lattice import KNOWN_G, LatticeQuantizer
 from inwhale.vq.opq import procrustes
 
@@ -111,6 +111,13 @@ def test_least_squares_codebooks_match_dense_lstsq():
     assert torch.allclose(B @ ours, B @ ref, atol=1e-8)  # same fitted values
 
 
+def test_beam_search_one_is_greedy_and_wider_is_better(X):
+    rq = ResidualQuantizer(3, 8, iters=10).fit(X[:400])
+    assert torch.equal(beam_encode(X[:400], rq.codebooks, 1), rq.encode(X[:400]))
+    err = lambda c: mse(rq.decode(c), X[:400])
+    assert err(beam_encode(X[:400], rq.codebooks, 16)) <= err(rq.encode(X[:400])) + 1e-7
+
+
 def test_aq_monotone_and_beats_rq(X):
     X = X[:800]
     aq = AdditiveQuantizer(2, 16, iters=4).fit(X)
@@ -118,7 +125,7 @@ def test_aq_monotone_and_beats_rq(X):
     assert all(b <= a + 1e-6 for a, b in itertools.pairwise(h))
     rq = ResidualQuantizer(2, 16).fit(X)
     assert mse(aq.quantize(X), X) < mse(rq.quantize(X), X)
-    codes = aq._greedy(X)
+    codes = beam_encode(X, aq.codebooks, 1)
     before = ((X - aq.decode(codes)) ** 2).sum(1)
     after = ((X - aq.decode(icm_encode(X, aq.codebooks, codes, 2))) ** 2).sum(1)
     assert bool((after <= before + 1e-5).all())  # ICM never raises a row's error
@@ -190,3 +197,11 @@ def test_lattice_quantizer_at_equal_density_beats_rounding():
     e8_err = mse(LatticeQuantizer.for_step("E8", step).quantize(x), x)
     assert z_err == pytest.approx(step**2 / 12, rel=0.02)
     assert e8_err / z_err == pytest.approx(KNOWN_G["E8"] / KNOWN_G["Z"], rel=0.03)
+
+
+def test_lattice_entropy_counts_points():
+    x = torch.arange(8, dtype=torch.float64).repeat(100).unsqueeze(1)  # 8 equiprobable integers
+    assert LatticeQuantizer("Z", 1.0).entropy_bits_per_dim(x) == pytest.approx(3.0)
+    e8 = LatticeQuantizer("E8", 1.0)
+    y = torch.cat([torch.zeros(50, 8), torch.full((50, 8), 0.5)])  # two E8 points, p = 1/2 each
+    assert e8.entropy_bits_per_dim(y) == pytest.approx(1 / 8)

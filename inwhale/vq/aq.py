@@ -11,10 +11,14 @@ Two alternating steps:
   code matrix and ``C`` the stacked (M·K, D) codebooks, ``min ‖X − B C‖²`` gives the normal
   equations ``(BᵀB + λI) C = Bᵀ X`` (``λ`` a tiny ridge for unused codewords).
 * **encoding** (codebooks fixed) is a fully connected discrete problem (NP-hard). Babenko &
-  Lempitsky use beam search; here we use *iterated conditional modes* (ICM), as in the later
-  LSQ (Martinez et al. 2016): start from a greedy residual encoding, then repeatedly re-pick
-  ``i_m`` for one ``m`` at a time with the others fixed,
-  ``i_m ← argmin_k ‖(x − Σ_{j≠m} C_j[i_j]) − C_m[k]‖²``. No sweep can raise the error.
+  Lempitsky use beam search. Here new vectors are encoded by a beam search over the codebooks
+  in a fixed order (keep the ``B`` best partial sums after each codebook), then polished by
+  *iterated conditional modes* (ICM), as in LSQ (Martinez et al. 2016): re-pick ``i_m`` for
+  one ``m`` at a time with the others fixed,
+  ``i_m ← argmin_k ‖(x − Σ_{j≠m} C_j[i_j]) − C_m[k]‖²``. No ICM sweep can raise the error.
+  During training the codes of the previous round seed ICM directly; for new vectors the
+  initial residual quantizer's codes are a second start (kept when better), since a beam in
+  fixed order suits residual-like codebooks and the jointly learned ones drift from that.
 
 Codebooks start from :class:`~inwhale.vq.rq.ResidualQuantizer`, so AQ never does worse than
 RQ on its training data.
@@ -30,7 +34,7 @@ from inwhale.vq.base import VectorQuantizer, check_data, check_positive_int
 from inwhale.vq.kmeans import assign
 from inwhale.vq.rq import ResidualQuantizer
 
-__all__ = ["AdditiveQuantizer", "icm_encode", "least_squares_codebooks"]
+__all__ = ["AdditiveQuantizer", "beam_encode", "icm_encode", "least_squares_codebooks"]
 
 
 def icm_encode(X: torch.Tensor, C: torch.Tensor, codes: torch.Tensor, sweeps: int) -> torch.Tensor:
@@ -51,6 +55,26 @@ def icm_encode(X: torch.Tensor, C: torch.Tensor, codes: torch.Tensor, sweeps: in
             codes[:, m] = assign(R, C[m])[0]
             R -= C[m][codes[:, m]]
     return codes
+
+
+def beam_encode(X: torch.Tensor, C: torch.Tensor, beam: int) -> torch.Tensor:
+    """Beam search over codebooks ``0..M−1``: keep the ``beam`` best partial codes per vector.
+
+    ``beam = 1`` is greedy residual encoding. Returns (N, M) codes.
+    """
+    N, (M, K, _) = X.shape[0], C.shape
+    R = X.unsqueeze(1)  # (N, 1, D) residuals of the surviving candidates
+    codes = torch.zeros(N, 1, 0, dtype=torch.long, device=X.device)  # (N, B, m)
+    for m in range(M):
+        d = ((R.unsqueeze(2) - C[m]) ** 2).sum(-1)  # (N, B, K)
+        B = d.shape[1]
+        best = d.reshape(N, B * K).topk(min(beam, B * K), largest=False).indices  # (N, B')
+        parent, k = best // K, best % K
+        R = R.gather(1, parent.unsqueeze(-1).expand(-1, -1, R.shape[-1])) - C[m][k]
+        codes = torch.cat(
+            [codes.gather(1, parent.unsqueeze(-1).expand(-1, -1, m)), k.unsqueeze(-1)], -1
+        )
+    return codes[:, 0]  # topk is sorted: candidate 0 is the best
 
 
 def least_squares_codebooks(
@@ -85,6 +109,7 @@ class AdditiveQuantizer(VectorQuantizer):
         num_codebooks: ``M``; codebook_size: ``K``.
         iters: alternations of (ICM encoding, least-squares codebooks).
         icm_sweeps: ICM passes per encoding.
+        beam: beam width when encoding new vectors.
         seed: seed of the residual-quantizer initialization.
     """
 
@@ -94,11 +119,13 @@ class AdditiveQuantizer(VectorQuantizer):
         codebook_size: int,
         iters: int = 10,
         icm_sweeps: int = 3,
+        beam: int = 8,
         seed: int = 0,
     ):
         self.num_codebooks = check_positive_int(num_codebooks, "num_codebooks")
         self.codebook_size = check_positive_int(codebook_size, "codebook_size")
         self.iters, self.icm_sweeps, self.seed = iters, icm_sweeps, seed
+        self.beam = check_positive_int(beam, "beam")
         self.codebooks: torch.Tensor | None = None
         self.history: list[float] = []
 
@@ -107,7 +134,7 @@ class AdditiveQuantizer(VectorQuantizer):
         """RQ initialization, then ``iters`` rounds of ICM encoding + least-squares codebooks."""
         X = check_data(X)
         rq = ResidualQuantizer(self.num_codebooks, self.codebook_size, seed=self.seed).fit(X)
-        self.codebooks, self.dim = rq.codebooks.clone(), X.shape[1]
+        self.rq, self.codebooks, self.dim = rq, rq.codebooks.clone(), X.shape[1]
         codes = rq.encode(X)
         self.history = [float(((X - self._decode(codes)) ** 2).mean())]
         for _ in range(self.iters):
@@ -116,16 +143,13 @@ class AdditiveQuantizer(VectorQuantizer):
             self.history.append(float(((X - self._decode(codes)) ** 2).mean()))
         return self
 
-    def _greedy(self, X: torch.Tensor) -> torch.Tensor:
-        R, cols = X.clone(), []
-        for C in self.codebooks:
-            a = assign(R, C)[0]
-            R -= C[a]
-            cols.append(a)
-        return torch.stack(cols, 1)
-
     def _encode(self, X: torch.Tensor) -> torch.Tensor:
-        return icm_encode(X, self.codebooks, self._greedy(X), self.icm_sweeps)
+        # two starts, kept per row: the initial RQ's codes (how training started) and a beam
+        # search with the final codebooks; then ICM polishes the better one
+        starts = [self.rq.encode(X), beam_encode(X, self.codebooks, self.beam)]
+        errs = torch.stack([((X - self._decode(c)) ** 2).sum(1) for c in starts])  # (2, N)
+        codes = torch.where((errs[0] <= errs[1]).unsqueeze(1), starts[0], starts[1])
+        return icm_encode(X, self.codebooks, codes, self.icm_sweeps)
 
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
         m = torch.arange(self.num_codebooks, device=codes.device)
