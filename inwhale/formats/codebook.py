@@ -43,7 +43,7 @@ def nearest_codes(x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     Ties (exactly on a midpoint) go to the lower level.
     """
     t = midpoints(levels).to(device=x.device, dtype=x.dtype)
-    codes = torch.bucketize(x, t, right=False)
+    codes = torch.bucketize(x.contiguous(), t, right=False)
     return codes.to(torch.uint8 if levels.numel() <= 256 else torch.int32)
 
 
