@@ -99,6 +99,10 @@ def test_adaround_beats_nearest_on_tiny_layer():
     near = inwhale.fake_quantize(lin.weight.detach(), q.weight_fq.qparams())
     out_mse = lambda w: float((nn.functional.linear(x, w) - nn.functional.linear(x, lin.weight)).pow(2).mean())
     assert out_mse(q.weight.detach()) < out_mse(near)
+    # bias correction afterwards still sees the float weight it must compare with
+    w_float = lin.weight.detach()
+    delta = bias_correct_(q, x, float_weight=w_float)
+    torch.testing.assert_close(delta, (q.weight.detach() - w_float) @ x.mean(0), atol=1e-5, rtol=1e-4)
     # hard rounding lands on the grid: the frozen quantizer reproduces the weight exactly
     assert torch.equal(q.quantized_weight(), q.weight)
     # every weight rounded to one of its two neighbours

@@ -29,19 +29,27 @@ __all__ = ["bias_correct_", "output_mean_error"]
 
 
 @torch.no_grad()
-def output_mean_error(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``E[W̃x − Wx]`` per output channel on inputs ``x`` (O,): the bias the weights add."""
+def output_mean_error(layer: nn.Module, x: torch.Tensor,
+                      float_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``E[W̃x − Wx]`` per output channel on inputs ``x`` (O,): the bias the weights add.
+
+    ``float_weight`` is the float ``W`` when ``layer.weight`` no longer holds it (after
+    AdaRound wrote on-grid weights); default ``layer.weight``.
+    """
     check_layer(layer)
     w_q = layer.quantized_weight() if hasattr(layer, "quantized_weight") else layer.weight
-    return channel_mean(layer_op(layer, x, w_q) - layer_op(layer, x, layer.weight), layer)
+    w = layer.weight if float_weight is None else float_weight
+    return channel_mean(layer_op(layer, x, w_q) - layer_op(layer, x, w), layer)
 
 
 @torch.no_grad()
-def bias_correct_(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def bias_correct_(layer: nn.Module, x: torch.Tensor,
+                  float_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Subtract ``E[εx]`` from ``layer``'s bias (in place; a zero bias is created if absent).
 
     ``layer`` is a :class:`~inwhale.nn.modules.QuantLinear`/``QuantConv2d`` whose weight
     quantizer is frozen; ``x`` are calibration inputs of the layer, (N, I) or (N, C, H, W).
+    ``float_weight``: the float weight if ``layer.weight`` was already replaced (AdaRound).
     Returns the correction ``ε·E[x]`` (O,) that was subtracted.
 
     >>> from inwhale.nn import FakeQuantize, QuantLinear
@@ -51,7 +59,7 @@ def bias_correct_(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     >>> bias_correct_(q, torch.tensor([[1.0, 0.0], [3.0, 0.0]])).tolist()   # ε·E[x] = -0.3·2
     [-0.6000000238418579]
     """
-    delta = output_mean_error(layer, x)
+    delta = output_mean_error(layer, x, float_weight)
     if layer.bias is None:
         layer.bias = nn.Parameter(torch.zeros_like(delta))
     layer.bias.sub_(delta)

@@ -128,7 +128,10 @@ class _IntegerLayer(nn.Module):
                                                                dtype=torch.float64)
             self.register_buffer("acc_scale", s_w * self.in_qp.scale.double())  # s_x s_w,c
             b = qlayer.bias if qlayer.bias is not None else torch.zeros(len(s_w))
-            self.register_buffer("bias_q", torch.round(b.double() / self.acc_scale).long())
+            bias_q = torch.round(b.double() / self.acc_scale)
+            if bias_q.abs().max() >= 2.0**31:
+                raise OverflowError("the bias does not fit int32 at scale s_x·s_w")
+            self.register_buffer("bias_q", bias_q.to(torch.int32))
             if self.out_qp is not None:
                 M = self.acc_scale / self.out_qp.scale.double()
                 M0, n = quantize_multiplier(M)

@@ -133,8 +133,17 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     return model
 
 
+@torch.no_grad()
 def convert(model: nn.Module) -> nn.Module:
-    """Freeze every :class:`FakeQuantize` in ``model`` and turn quantization on (in place)."""
+    """Freeze every :class:`FakeQuantize` in ``model`` and turn quantization on (in place).
+
+    Weight observers that saw nothing (dynamic or weight-only models need no calibration
+    pass) observe their weight first.
+    """
+    for _, layer in quant_layers(model):
+        fq = layer.weight_fq
+        if isinstance(fq, FakeQuantize) and fq.observer.n_observed == 0 and fq.observe:
+            fq.observer(layer.weight)
     for m in model.modules():
         if isinstance(m, FakeQuantize):
             m.quantize = True

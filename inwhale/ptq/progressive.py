@@ -72,9 +72,10 @@ def progressive_calibrate_(
         xl = capture_inputs(model, layer, x)
         _freeze_layer(layer, xl)
         xq = layer.act_fq(xl) if layer.act_fq is not None else xl
+        w_float = layer.weight.detach().clone()
         if adaround:
             with torch.enable_grad():
                 adaround_(layer, xq, **(adaround_kwargs or {}))
         if bias_correction:
-            bias_correct_(layer, xq)
+            bias_correct_(layer, xq, float_weight=w_float)
     return model
