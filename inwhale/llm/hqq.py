@@ -1,0 +1,159 @@
+"""HQQ: Half-Quadratic Quantization, a calibration-free optimizer of the zero point.
+
+Reference: H. Badri and A. Shaji, "Half-Quadratic Quantization of Large Machine Learning
+Models", Mobius Labs blog / technical report, November 2023
+(https://mobiusml.github.io/hqq_blog/), and the authors' ``hqq`` package
+(``hqq.core.optimize.optimize_weights_proximal_legacy``).
+
+HQQ needs no data: it fits the quantizer to the weights alone, but with a *sparsity-promoting*
+error ``‖W − Ŵ‖_p^p`` with ``p < 1`` (default 0.7), which lets a few large outlier errors go
+and fits the bulk of the weights well. With ``Q_z(W) = clamp(round(W/s + z))`` and
+``Ŵ = s (Q_z(W) − z)`` (a *float* zero point added before rounding), the problem
+
+    argmin_z  ‖W − s(Q_z(W) − z)‖_p^p                                 (1)
+
+is split (half-quadratic splitting) with an extra variable ``W_e ≈ W − Ŵ`` and a penalty
+``β/2 ‖W_e − (W − Ŵ)‖²``, and solved by alternating two closed forms:
+
+    W_e ← shrink_p(W − Ŵ, β)                                          (2)
+    z   ← mean_g( Q_z(W) − (W − W_e)/s )                              (3)
+
+where ``shrink_p(x, β) = sign(x) · relu(|x| − |x|^{p−1}/β)`` is the generalized soft-threshold
+(the proximal step of ``|·|^p``; for p = 1 it is the ordinary soft threshold at ``1/β``) and
+``mean_g`` averages over the elements of a group. ``β`` grows by ``κ`` each iteration
+(``β ← κβ``), and the loop stops when the mean absolute error stops decreasing.
+
+Glossary: ``W`` weight (O, I); ``s`` scale, ``z`` float zero point, both (O, G, 1) per group;
+``Ŵ`` the dequantized weight; ``W_e`` the auxiliary error variable; ``p`` the lp exponent;
+``β`` penalty weight; ``κ`` its growth factor; ``g`` group size.
+
+The scale stays the min–max scale from :func:`inwhale.choose_qparams` (the HQQ default);
+only the zero point is optimized. It is stored as a float tensor in the core's
+:class:`~inwhale.core.qparams.QParams`, whose float zero point is added before rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+from torch import nn
+
+from inwhale.core.affine import fake_quantize, quantize
+from inwhale.core.granularity import PerAxis, PerGroup
+from inwhale.core.qparams import QParams, choose_qparams
+from inwhale.llm.gptq import decoder_blocks
+
+__all__ = ["hqq_qparams", "hqq_quantize_", "hqq_weight", "shrink_lp"]
+
+
+def shrink_lp(x: torch.Tensor, beta: float, p: float = 0.7) -> torch.Tensor:
+    """Generalized soft-threshold ``sign(x)·relu(|x| − |x|^(p−1)/β)`` (equation (2)).
+
+    For ``p = 1`` this is the soft threshold at ``1/β``, the proximal map of ``|x|/β``.
+
+    >>> shrink_lp(torch.tensor([-2.0, 0.3, 1.0]), beta=2.0, p=1.0)
+    tensor([-1.5000,  0.0000,  0.5000])
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if not 0 < p <= 1:
+        raise ValueError(f"p must be in (0, 1], got {p}")
+    a = x.abs()
+    if p == 1:
+        return torch.sign(x) * torch.relu(a - 1.0 / beta)
+    return torch.sign(x) * torch.relu(a - (a + 1e-8).pow(p - 1) / beta)
+
+
+def _valid_mask(granularity: PerGroup | PerAxis, W: torch.Tensor) -> torch.Tensor:
+    """1 for real elements, 0 for the edge padding of a ragged last group, in the view shape."""
+    idx = torch.arange(W.shape[-1], device=W.device, dtype=torch.float32).expand_as(W)
+    iv = granularity.view(idx)
+    pos = torch.arange(iv.shape[-2] * iv.shape[-1], device=W.device).view(iv.shape[-2:])
+    return (pos < W.shape[-1]).float().expand_as(iv) if isinstance(granularity, PerGroup) \
+        else torch.ones_like(iv)
+
+
+@torch.no_grad()
+def hqq_qparams(
+    W: torch.Tensor,
+    *,
+    bits: int = 4,
+    group_size: int | None = 64,
+    p: float = 0.7,
+    beta: float = 10.0,
+    kappa: float = 1.01,
+    iters: int = 20,
+) -> tuple[QParams, list[float]]:
+    """Optimize the float zero point of each group of ``W`` (O, I) with equations (2)–(3).
+
+    Starts from the core's asymmetric min–max qparams (unsigned codes ``[0, 2^b − 1]``).
+
+    Returns:
+        ``(qparams, errors)``: QParams with a float32 ``zero_point``; the mean absolute error
+        ``mean|W − Ŵ|`` at each iteration (the loop stops as soon as it rises, keeping the
+        best zero point).
+    """
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (out, in), got shape {tuple(W.shape)}")
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    gran = PerAxis(0) if group_size is None else PerGroup(group_size)
+    W = W.float()
+    qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
+    qp = dataclasses.replace(qp, zero_point=qp.zero_point.float())
+    Wv, s, mask = gran.view(W), qp.scale, _valid_mask(gran, W)        # (O, G, g)
+    best, errors = qp, []
+    for _ in range(iters):
+        Wq = gran.view(quantize(W, qp).float())                           # codes Q_z(W)
+        Wr = gran.view(fake_quantize(W, qp))                              # Ŵ
+        err = float(((W - gran.unview(Wr, W.shape)).abs()).mean())
+        if errors and err >= min(errors):
+            break
+        errors.append(err)
+        best = qp
+        We = shrink_lp(Wv - Wr, beta, p)                                  # (2)
+        z = ((Wq - (Wv - We) / s) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True)
+        qp = dataclasses.replace(qp, zero_point=z.reshape(qp.zero_point.shape))   # (3)
+        beta *= kappa
+    return best, errors
+
+
+def hqq_weight(W: torch.Tensor, *, bits: int = 4, group_size: int | None = 64,
+               **opts: float) -> torch.Tensor:
+    """``Ŵ`` of ``W`` with HQQ-optimized zero points (see :func:`hqq_qparams`), W's dtype."""
+    qp, _ = hqq_qparams(W, bits=bits, group_size=group_size, **opts)
+    return fake_quantize(W.float(), qp).to(W.dtype)
+
+
+@torch.no_grad()
+def hqq_quantize_(
+    model: nn.Module,
+    calib_ids: torch.Tensor | None = None,
+    *,
+    bits: int = 4,
+    group_size: int | None = 64,
+    p: float = 0.7,
+    iters: int = 20,
+    progress: bool = True,
+) -> dict:
+    """HQQ every ``nn.Linear`` of the model's blocks, in place. Calibration-free:
+    ``calib_ids`` is ignored (kept for the common signature).
+
+    Returns ``{"method", "bits", "group_size", "layers", "iterations", "seconds"}``.
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    inside = {id(m) for m in decoder_blocks(model).modules()}
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
+    modules = dict(model.named_modules())
+    iterations = {}
+    for name in tqdm(names, desc="HQQ", disable=not progress):
+        w = modules[name].weight
+        qp, errs = hqq_qparams(w, bits=bits, group_size=group_size, p=p, iters=iters)
+        w.copy_(fake_quantize(w.float(), qp).to(w.dtype))
+        iterations[name] = len(errs)
+    return {"method": "hqq", "bits": bits, "group_size": group_size, "layers": names,
+            "iterations": iterations, "seconds": time.perf_counter() - t0}
