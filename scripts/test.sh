@@ -15,7 +15,8 @@
 # Usage: bash scripts/test.sh [STEP ...]   (default: all steps; env always runs), e.g.
 #        bash scripts/test.sh notebooks book browser
 # Knobs: INWHALE_NB_TIMEOUT (per-cell seconds, default 300), INWHALE_NB_WORKERS
-# (parallel notebooks, default min(2, nproc, #notebooks)), INWHALE_STAGE_DIR.
+# (parallel notebooks, default min(2, nproc, #notebooks)), INWHALE_UNIT_WORKERS (default 2),
+# INWHALE_STAGE_DIR (where the executed copy of the book goes).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -97,7 +98,20 @@ python scripts/make_api.py
 
 # --------------------------------------------------------------------------- lint + unit
 want ruff && run_step ruff ruff check .
-want unit && run_step unit pytest_allow_empty tests -m "not browser" -p no:cacheprovider -q
+unit_step() {
+    # Two workers, whole files per worker (module fixtures such as a loaded model stay
+    # in one process); one BLAS thread each so they do not fight over 2 cores.
+    local cores workers threads
+    cores=$(nproc 2>/dev/null || echo 2)
+    workers=${INWHALE_UNIT_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
+    threads=$(( cores / workers )); [ "$threads" -lt 1 ] && threads=1
+    local xdist=()
+    [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadfile)
+    OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
+        pytest_allow_empty tests -m "not browser" -p no:cacheprovider -q "${xdist[@]}" \
+        --durations=10
+}
+want unit && run_step unit unit_step
 
 # --------------------------------------------------------------------------- notebooks
 notebooks_step() {
