@@ -7,14 +7,19 @@
 ``R`` is a rounding rule (default: round half to even, ``torch.round``) from
 :mod:`inwhale.rounding`; ``s`` and ``z`` come from :mod:`inwhale.core.qparams`.
 
-Two details make these agree bit for bit with PyTorch's own kernels
-(``torch.fake_quantize_per_tensor_affine``, ``torch.quantize_per_tensor``):
+Two details make these agree bit for bit with PyTorch's fake-quantization kernels
+(``torch.fake_quantize_per_tensor_affine``, ``torch.fake_quantize_per_channel_affine``):
 
 1. We multiply by the float32 reciprocal ``s⁻¹ = 1/s`` instead of dividing by ``s``.
    ``x·(1/s)`` and ``x/s`` can differ in the last bit, which changes the result exactly
    when ``x/s`` lies next to a rounding tie.
 2. An integer zero point is added *after* rounding. With ties-to-even,
    ``R(2.5) + 1 = 3`` but ``R(2.5 + 1) = 4``.
+
+``torch.quantize_per_tensor`` (FBGEMM on x86) differs at exactly one kind of input: it
+evaluates ``x·s⁻¹ + z`` as one fused multiply-add and rounds that, so at (near-)ties with a
+non-zero zero point its code can be one higher or lower than ours. Everywhere else the codes
+are identical (``tests/test_core_reference.py`` checks both statements).
 
 Inputs in float16 / bfloat16 / float32 are computed in float32 (float64 stays float64);
 :func:`fake_quantize` returns the input's dtype.
