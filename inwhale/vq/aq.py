@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from inwhale.vq.base import VectorQuantizer, check_data, check_positive_int
-from inwhale.vq.kmeans import assign
+from inwhale.vq.kmeans import assign, sq_distances
 from inwhale.vq.rq import ResidualQuantizer
 
 __all__ = ["AdditiveQuantizer", "beam_encode", "icm_encode", "least_squares_codebooks"]
@@ -66,8 +66,8 @@ def beam_encode(X: torch.Tensor, C: torch.Tensor, beam: int) -> torch.Tensor:
     R = X.unsqueeze(1)  # (N, 1, D) residuals of the surviving candidates
     codes = torch.zeros(N, 1, 0, dtype=torch.long, device=X.device)  # (N, B, m)
     for m in range(M):
-        d = ((R.unsqueeze(2) - C[m]) ** 2).sum(-1)  # (N, B, K)
-        B = d.shape[1]
+        B = R.shape[1]
+        d = sq_distances(R.reshape(N * B, -1), C[m]).reshape(N, B, K)  # (N, B, K)
         best = d.reshape(N, B * K).topk(min(beam, B * K), largest=False).indices  # (N, B')
         parent, k = best // K, best % K
         R = R.gather(1, parent.unsqueeze(-1).expand(-1, -1, R.shape[-1])) - C[m][k]
