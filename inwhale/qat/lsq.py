@@ -9,6 +9,9 @@ eq. 3):
 
     ∂x̂/∂s = −x/s + ⌊x/s⌉   if −Q_N < x/s < Q_P,      −Q_N  or  Q_P   otherwise.
 
+(inwhale rounds first and clips the rounded code, as the core and PyTorch's
+``_fake_quantize_learnable_per_tensor_affine`` do, so "inside" means
+``−Q_N ≤ ⌊x/s⌉ ≤ Q_P``; the paper's cases differ only within half a step of the ends.)
 The step's gradient is multiplied by ``g = 1/sqrt(N·Q_P)`` (``N`` = number of values sharing
 ``s``) so that its update is as large, relative to ``s``, as the weights' updates are
 relative to the weights. ``s`` starts at ``2·mean|x|/sqrt(Q_P)``.
