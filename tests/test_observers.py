@@ -146,3 +146,17 @@ def test_observer_errors():
         MovingAverageMinMaxObserver(averaging_constant=0)
     with pytest.raises(ValueError, match="NaN or inf"):
         MinMaxObserver()(torch.tensor([float("nan")]))
+
+
+def test_max_values_subsample_sees_every_channel():
+    # (128 tokens, 1536 channels) per-tensor: a stride of 12 would only see every 12th channel
+    x = torch.zeros(128, 1536)
+    x[:, 507] = 80.0  # one massive channel, as in SmolLM2
+    obs = MinMaxObserver()
+    from inwhale.observers import PercentileObserver as P
+
+    p = P(percentile=100.0, max_values=16384)
+    p(x)
+    obs(x)
+    assert float(p.calculate_range()[1]) == 80.0
+    assert p.data().shape[1] == 16384

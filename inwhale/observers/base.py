@@ -72,7 +72,8 @@ class StoringObserver(Observer):
     Values are stored as rows ``(num_groups, n)`` (see ``Granularity.rows``) and concatenated
     along ``n`` across calls, so every call must produce the same number of groups.
     Memory grows with the data observed: keep calibration sets small (the book uses a few
-    thousand tokens) or subsample with ``max_values`` (a deterministic stride per call).
+    thousand tokens) or subsample with ``max_values`` (a seeded random subset per call, the same on
+    every run).
     """
 
     def __init__(self, granularity: Granularity | None = None,
@@ -91,8 +92,11 @@ class StoringObserver(Observer):
                 f"{tuple(self._shape)}; observe tensors with the same grouped shape"
             )
         if self.max_values is not None and rows.shape[1] > self.max_values:
-            step = -(-rows.shape[1] // self.max_values)
-            rows = rows[:, ::step]
+            # A seeded random subset, not a stride: a stride can line up with the channel
+            # dimension (step 12 on 1536 channels sees only every 12th channel).
+            g = torch.Generator().manual_seed(self.n_observed)
+            keep = torch.randperm(rows.shape[1], generator=g)[: self.max_values]
+            rows = rows[:, keep.sort().values.to(rows.device)]
         self._shape = shape
         self._rows.append(rows.cpu())
 
