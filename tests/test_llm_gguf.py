@@ -61,3 +61,15 @@ def test_shipped_model_q4_1_tensor() -> None:
     # re-encoding the decoded weights reproduces the file's bytes on most blocks
     again = encode(torch.from_numpy(ours), "Q4_1").numpy().reshape(raw.shape)
     assert (again == raw).mean() > 0.9
+
+
+def test_q6_k_decode_bit_exact_vs_gguf() -> None:
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(0, 256, (512, 210), generator=g, dtype=torch.uint8)
+    d = (torch.rand(512, generator=g) * 0.01).half().view(torch.uint8).reshape(512, 2)
+    raw[:, 208:] = d  # a finite fp16 super-block scale
+    expect = gq.dequantize(raw.numpy(), T.Q6_K)
+    ours = decode(raw, "Q6_K", tuple(expect.shape)).numpy()
+    assert np.array_equal(ours, expect)
+    with pytest.raises(ValueError, match="decode only"):
+        encode(torch.zeros(256), "Q6_K")

@@ -34,6 +34,15 @@ Why the scale rules differ from :func:`inwhale.choose_qparams`
 * Codes are computed with the float32 scale and *then* the scale is rounded to fp16 for
   storage, exactly as ``ggml-quants.c`` does; decoding uses the fp16 value.
 
+K-quant (decode only): **Q6_K** groups 256 weights into a super-block of 16 sub-blocks of 16.
+Each weight has a 6-bit code :math:`q \\in [0, 63]`, each sub-block an int8 scale
+:math:`\\sigma_k`, the super-block one fp16 :math:`d`: :math:`\\hat x = d\\,\\sigma_k\\,(q - 32)`.
+Bytes: 128 (low 4 bits, ``ql``) + 64 (high 2 bits, ``qh``) + 16 (scales) + 2 (d) = 210,
+i.e. 6.5625 bits/weight. In each half of 128 weights, weight ``l + 32 i`` (``l < 32``,
+``i < 4``) takes its low nibble from ``ql[l + 32 (i % 2)]`` (low nibble for ``i < 2``, high
+for ``i >= 2``) and its high bits from bits ``2i, 2i+1`` of ``qh[l]``. (The reference encoder
+runs an iterative scale search; only the decoder is written here.)
+
 Glossary: ``x`` block values; ``d`` block scale (fp16); ``m`` block minimum (fp16);
 ``q`` codes; ``QK = 32`` the block size.
 """
@@ -46,10 +55,12 @@ from inwhale.core import PerAxis, pack_codes, qparams_from_range, quantize, unpa
 from inwhale.rounding import NearestRounding
 
 __all__ = ["BLOCK_BYTES", "QK", "decode", "dequantize_q4_0", "dequantize_q4_1",
-           "dequantize_q8_0", "encode", "quantize_q4_0", "quantize_q4_1", "quantize_q8_0"]
+           "dequantize_q6_k", "dequantize_q8_0", "encode", "quantize_q4_0", "quantize_q4_1",
+           "quantize_q8_0"]
 
 QK = 32
-BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}
+QK_K = 256
+BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20, "Q6_K": 210}
 
 
 def _blocks(x: torch.Tensor) -> torch.Tensor:
@@ -149,10 +160,30 @@ def dequantize_q4_1(b: torch.Tensor) -> torch.Tensor:
     return _fp16_from(b[:, :2]) * _unpack_nibbles(b[:, 4:]).float() + _fp16_from(b[:, 2:4])
 
 
+def dequantize_q6_k(b: torch.Tensor) -> torch.Tensor:
+    """Decode Q6_K bytes ``(n_blocks, 210)`` to float32 ``(n_blocks, 256)``:
+    ``d * scale[k] * (q - 32)`` with ``q`` rebuilt from ``ql`` and ``qh`` (module docstring)."""
+    ql, qh = b[:, :128].long(), b[:, 128:192].long()  # (n, 128), (n, 64)
+    sc = b[:, 192:208].contiguous().view(torch.int8).float()  # (n, 16)
+    d = _fp16_from(b[:, 208:210])  # (n, 1)
+    halves = []
+    for h in range(2):  # two halves of 128 weights
+        low, high = ql[:, 64 * h:64 * h + 64], qh[:, 32 * h:32 * h + 32]  # (n, 64), (n, 32)
+        parts = []
+        for i in range(4):  # weights l + 32 i, l < 32
+            nib = low[:, 32 * (i % 2):32 * (i % 2) + 32]
+            nib = nib & 0xF if i < 2 else nib >> 4
+            parts.append((nib | (((high >> (2 * i)) & 3) << 4)) - 32)  # (n, 32)
+        halves.append(torch.cat(parts, 1))
+    q = torch.cat(halves, 1).float().reshape(-1, 16, 16)  # (n, 16 sub-blocks, 16)
+    return ((d * sc)[..., None] * q).reshape(-1, QK_K)
+
+
 _CODECS = {
     "Q8_0": (quantize_q8_0, dequantize_q8_0),
     "Q4_0": (quantize_q4_0, dequantize_q4_0),
     "Q4_1": (quantize_q4_1, dequantize_q4_1),
+    "Q6_K": (None, dequantize_q6_k),
 }
 
 
@@ -166,7 +197,10 @@ def encode(x: torch.Tensor, fmt: str) -> torch.Tensor:
     """Encode ``x`` (any shape, numel divisible by 32) to ``fmt`` block bytes, shape
     ``(n_blocks, BLOCK_BYTES[fmt])`` uint8. ``encode(x, f).numel() * 8 / x.numel()`` is
     the bits per weight (8.5, 4.5, 5.0)."""
-    return _codec(fmt)[0](x)
+    enc = _codec(fmt)[0]
+    if enc is None:
+        raise ValueError(f"encoding {fmt} is not implemented (decode only)")
+    return enc(x)
 
 
 def decode(b: torch.Tensor, fmt: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
