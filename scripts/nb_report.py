@@ -12,11 +12,18 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 
+def _pretty(name: str) -> str:
+    """'inwhale-stage-ab12.book.part1.01_slug.ipynb' -> 'book/part1/01_slug.ipynb'."""
+    stem = name.removesuffix(".ipynb")
+    if ".book." in f".{stem}":
+        stem = "book." + f".{stem}".split(".book.", 1)[1]
+    return stem.replace(".", "/") + ".ipynb"
+
+
 def read_times(path: Path) -> list[tuple[str, float, str]]:
     rows = []
     for case in ET.parse(path).getroot().iter("testcase"):
-        name = case.get("file") or case.get("classname") or case.get("name", "?")
-        name = name.replace(".", "/") + ".ipynb" if not name.endswith(".ipynb") else name
+        name = _pretty(case.get("classname") or case.get("name", "?"))
         status = "ok"
         for tag in ("failure", "error"):
             if case.find(tag) is not None:
