@@ -106,7 +106,9 @@ def test_least_squares_codebooks_match_dense_lstsq():
     B = torch.zeros(200, 12, dtype=torch.float64)
     for m in range(3):
         B[torch.arange(200), 4 * m + codes[:, m]] = 1.0
-    ref = torch.linalg.lstsq(B, X).solution  # (12, 5), minimum-norm
+    # B is rank-deficient (each block of K columns sums to 1): use the SVD driver; the
+    # default 'gelsy' can return a non-optimal solution for such matrices on CPU.
+    ref = torch.linalg.lstsq(B, X, driver="gelsd").solution  # (12, 5), minimum-norm
     ours = least_squares_codebooks(X, codes, 4, ridge=1e-12).reshape(12, 5)
     assert torch.allclose(B @ ours, B @ ref, atol=1e-8)  # same fitted values
 
