@@ -3,7 +3,7 @@
 #   env       .venv (scripts/env.sh; quick when nothing changed)
 #   chromium  Debian's Chromium for the browser tests (installed where we are root on Debian)
 #   ruff      ruff check .
-#   unit      pytest tests -m "not browser"
+#   unit      pytest tests -m "not browser", plus the docstring examples (--doctest-modules inwhale)
 #   notebooks every book/**/*.ipynb executed with nbmake, in a staged copy of the book
 #             (outside the repository, see STAGE below), outputs written there, never into
 #             the working tree; per-notebook times and the ten slowest
@@ -108,8 +108,8 @@ unit_step() {
     local xdist=()
     [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadfile)
     OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
-        pytest_allow_empty tests -m "not browser" -p no:cacheprovider -q "${xdist[@]}" \
-        --durations=10
+        pytest_allow_empty tests inwhale --doctest-modules -m "not browser" \
+        -p no:cacheprovider -q "${xdist[@]}" --durations=10
 }
 want unit && run_step unit unit_step
 
