@@ -40,11 +40,15 @@ class MinMaxObserver(Observer):
     def observe(self, x: torch.Tensor) -> None:
         lo, hi = self.batch_range(x)
         self._check_shape(lo)
-        if self.n_observed == 0:
+        if self.n_observed == 0:  # the first batch initialises the statistics
             self.min_val, self.max_val = lo, hi
         else:
-            self.min_val = torch.minimum(self.min_val, lo)
-            self.max_val = torch.maximum(self.max_val, hi)
+            self.update(lo, hi)
+
+    def update(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Fold one batch's range into the running range: here min of mins, max of maxes."""
+        self.min_val = torch.minimum(self.min_val, lo)
+        self.max_val = torch.maximum(self.max_val, hi)
 
     def calculate_range(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.min_val, self.max_val
@@ -70,12 +74,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             raise ValueError(f"averaging_constant must lie in (0, 1], got {averaging_constant}")
         self.averaging_constant = averaging_constant
 
-    def observe(self, x: torch.Tensor) -> None:
-        lo, hi = self.batch_range(x)
-        self._check_shape(lo)
-        if self.n_observed == 0:
-            self.min_val, self.max_val = lo, hi
-        else:
-            c = self.averaging_constant
-            self.min_val = self.min_val + c * (lo - self.min_val)
-            self.max_val = self.max_val + c * (hi - self.max_val)
+    def update(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """``m ← m + c·(batch − m)`` for both ends."""
+        c = self.averaging_constant
+        self.min_val = self.min_val + c * (lo - self.min_val)
+        self.max_val = self.max_val + c * (hi - self.max_val)
