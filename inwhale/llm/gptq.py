@@ -121,7 +121,7 @@ def _inverse_hessian_factor(H: torch.Tensor, percdamp: float, name: str) -> torc
     Hd = H + damp * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
     try:
         L = torch.linalg.cholesky(Hd)
-        Hinv = torch.cholesky_inverse(L)
+        Hinv = torch.cholesky_solve(torch.eye(H.shape[0], dtype=H.dtype, device=H.device), L)
         return torch.linalg.cholesky(Hinv, upper=True)
     except torch.linalg.LinAlgError as err:  # torch raises this subclass of RuntimeError
         raise RuntimeError(
@@ -199,6 +199,19 @@ def gptq_quantize_weight(
         blocksize = group_size * max(1, blocksize // group_size)
     qp = None if group_size is not None else _column_qparams(W, bits, symmetric)
     Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
+    with _intra_op_threads(1, W.device):
+        _column_loop(W, Hinv, Q, Losses, qp, static, perm, bits, group_size, symmetric, blocksize)
+    if perm is not None:
+        inv = torch.argsort(perm)
+        Q, Losses = Q[:, inv], Losses[:, inv]
+    return GPTQResult(Q, Losses, perm)
+
+
+def _column_loop(W: torch.Tensor, Hinv: torch.Tensor, Q: torch.Tensor, Losses: torch.Tensor,
+                 qp: QParams | None, static: QParams | None, perm: torch.Tensor | None,
+                 bits: int, group_size: int | None, symmetric: bool, blocksize: int) -> None:
+    """Equation (3) with lazy batches; fills ``Q`` and ``Losses`` in place (permuted order)."""
+    I = W.shape[1]  # noqa: E741
     for i1 in range(0, I, blocksize):
         i2 = min(i1 + blocksize, I)
         W1, Hinv1 = W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2]   # (O, B), (B, B)
@@ -219,10 +232,6 @@ def gptq_quantize_weight(
             W1[:, i:] -= err.matmul(Hinv1[i : i + 1, i:])    # update the block's later cols
             Err1[:, i : i + 1] = err
         W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])          # lazy batch update
-    if perm is not None:
-        inv = torch.argsort(perm)
-        Q, Losses = Q[:, inv], Losses[:, inv]
-    return GPTQResult(Q, Losses, perm)
 
 
 @torch.no_grad()
@@ -267,6 +276,26 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     if not lists:
         raise ValueError("model has no nn.ModuleList of blocks containing nn.Linear layers")
     return max(lists, key=len)
+
+
+class _intra_op_threads:
+    """Context manager: run torch CPU ops on ``n`` threads, then restore the previous count.
+
+    GPTQ's column loop is thousands of tiny ops; on a CPU, spreading each over several threads
+    only adds synchronization (10x slower on a busy 2-core machine), so the loop runs on one.
+    """
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.n, self.active = n, device.type == "cpu"
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            torch.set_num_threads(self.previous)
 
 
 class _StopForward(Exception):
