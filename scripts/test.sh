@@ -14,7 +14,7 @@
 #
 # Usage: bash scripts/test.sh [STEP ...]   (default: all steps; env always runs), e.g.
 #        bash scripts/test.sh notebooks book browser
-# Knobs: INWHALE_NB_TIMEOUT (per-cell seconds, default 300), INWHALE_NB_WORKERS
+# Knobs: INWHALE_NB_TIMEOUT (per-cell seconds, default 600), INWHALE_NB_WORKERS
 # (parallel notebooks, default min(2, nproc, #notebooks)), INWHALE_UNIT_WORKERS (default 2),
 # INWHALE_STAGE_DIR (where the executed copy of the book goes).
 set -uo pipefail
@@ -129,10 +129,10 @@ notebooks_step() {
     local xdist=()
     [ "$workers" -gt 1 ] && xdist=(-n "$workers")
     echo "[notebooks] ${#nbs[@]} notebook(s), $workers worker(s) x $threads thread(s)," \
-         "timeout ${INWHALE_NB_TIMEOUT:-300}s per cell"
+         "timeout ${INWHALE_NB_TIMEOUT:-600}s per cell"
     rm -f _build/nbmake-junit.xml
     OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
-        python -m pytest --nbmake --nbmake-timeout="${INWHALE_NB_TIMEOUT:-300}" --overwrite \
+        python -m pytest --nbmake --nbmake-timeout="${INWHALE_NB_TIMEOUT:-600}" --overwrite \
         -p no:cacheprovider "${xdist[@]}" -q --junitxml=_build/nbmake-junit.xml \
         "${nbs[@]}"
     local rc=$?
