@@ -220,11 +220,11 @@ def _codes(x: torch.Tensor, step: torch.Tensor, qmin: int, qmax: int, zero: int 
     """``clamp(round(x / step) + zero, qmin, qmax)`` row by row via :func:`inwhale.quantize`.
 
     ``x`` is ``(n, k)`` and ``step`` ``(n, 1)`` (it may be negative: the GGUF formats put the
-    signed extreme on the lowest code). Returns int64 codes ``(n, k)``.
+    signed extreme on the lowest code). Returns codes ``(n, k)`` (int8 or uint8).
     """
     zp = torch.full_like(step, zero, dtype=torch.int32)
     qp = QParams(step, zp, qmin, qmax, PerAxis(0), bits=(qmax - qmin).bit_length())
-    return quantize(x, qp).long()
+    return quantize(x, qp)
 
 
 def _search_sub_block_scales(x: torch.Tensor, search: bool = True) -> torch.Tensor:
@@ -245,9 +245,9 @@ def _search_sub_block_scales(x: torch.Tensor, search: bool = True) -> torch.Tens
     steps = xmax / -(32 + 0.1 * c)  # (n, C): candidate steps
     xc = x.unsqueeze(1).expand(n, len(c), 16).reshape(-1, 16)  # (n*C, 16)
     lq = _codes(xc, steps.reshape(-1, 1), -32, 31).to(x.dtype).reshape(n, len(c), 16)
-    w = (x * x).unsqueeze(1)  # (n, 1, 16): importance of each weight
-    sumlx = (w * x.unsqueeze(1) * lq).sum(-1)  # (n, C)
-    suml2 = (w * lq * lq).sum(-1)  # (n, C)
+    w = x * x  # (n, 16): importance of each weight
+    sumlx = (lq * (w * x).unsqueeze(1)).sum(-1)  # (n, C): sum w x l
+    suml2 = (lq.square_() * w.unsqueeze(1)).sum(-1)  # (n, C): sum w l^2 (lq squared in place)
     score = torch.where(suml2 > 0, sumlx * sumlx / suml2.clamp_min(1e-30), -1.0)
     best = score.argmax(dim=1, keepdim=True)  # first maximum: the reference's tie order
     s = sumlx.gather(1, best) / suml2.gather(1, best).clamp_min(1e-30)
