@@ -139,3 +139,15 @@ def test_gptq_lowers_logit_error_vs_rtn_on_tiny_llama():
                    progress=False)
     rtn_quantize_(r, bits=3, group_size=None, progress=False)
     assert ((g(x).logits - ref) ** 2).mean() < ((r(x).logits - ref) ** 2).mean()
+
+
+def test_stacked_rows_equal_separate_calls():
+    """q/k/v-style layers sharing H are solved as one stacked matrix: rows are independent."""
+    torch.manual_seed(3)
+    X = torch.randn(512, 48) * torch.linspace(0.2, 3, 48)
+    H = 2 * X.T @ X / 512
+    A, B = torch.randn(20, 48), torch.randn(12, 48)
+    both = gptq_quantize_weight(torch.cat([A, B]), H, bits=3, group_size=16).Q
+    a = gptq_quantize_weight(A, H, bits=3, group_size=16).Q
+    b = gptq_quantize_weight(B, H, bits=3, group_size=16).Q
+    torch.testing.assert_close(both, torch.cat([a, b]), rtol=0, atol=1e-6)

@@ -4,7 +4,7 @@ Everything else in inwhale is built on these functions; nothing else computes a 
 zero point. The core imports only :mod:`inwhale.rounding` (a leaf).
 """
 
-from inwhale.core.affine import dequantize, fake_quantize, quantize
+from inwhale.core.affine import dequantize, fake_quantize, fake_quantize_view, quantize
 from inwhale.core.granularity import Granularity, PerAxis, PerGroup, PerTensor, PerToken
 from inwhale.core.packing import PackedTensor, pack, pack_codes, unpack, unpack_codes
 from inwhale.core.qparams import QParams, choose_qparams, integer_range, qparams_from_range
@@ -20,6 +20,7 @@ __all__ = [
     "choose_qparams",
     "dequantize",
     "fake_quantize",
+    "fake_quantize_view",
     "integer_range",
     "pack",
     "pack_codes",

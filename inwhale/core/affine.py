@@ -158,4 +158,24 @@ def fake_quantize(
     return g.unview(xhat, x.shape).to(x.dtype)
 
 
-__all__ = ["dequantize", "fake_quantize", "quantize"]
+def fake_quantize_view(
+    xv: torch.Tensor, qparams: QParams, rounding: RoundingFn | None = None
+) -> torch.Tensor:
+    """:func:`fake_quantize` without checks, for hot loops (GPTQ's column loop).
+
+    ``xv`` must already be float32/float64, finite, and shaped so that ``qparams.scale``
+    broadcasts against it (e.g. a column ``(O, 1)`` with per-row parameters ``(O, 1)``); it
+    is not modified. The arithmetic is exactly :func:`fake_quantize`'s (same reciprocal,
+    same zero-point rule, same clamp), so the two agree bit for bit — only the input
+    validation and the granularity view are skipped.
+
+    >>> from inwhale.core.qparams import qparams_from_range
+    >>> qp = qparams_from_range(0.0, 1.0, bits=2, signed=False)
+    >>> x = torch.tensor([0.1, 0.2, 0.5, 0.9, 1.5])
+    >>> torch.equal(fake_quantize_view(x, qp), fake_quantize(x, qp))
+    True
+    """
+    return _dequantize_view(_quantize_view(xv, qparams, rounding), qparams)
+
+
+__all__ = ["dequantize", "fake_quantize", "fake_quantize_view", "quantize"]

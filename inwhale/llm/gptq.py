@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from inwhale.core.affine import fake_quantize
+from inwhale.core.affine import fake_quantize, fake_quantize_view
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
 from inwhale.llm.harness import (
@@ -210,7 +210,13 @@ def gptq_quantize_weight(
 def _column_loop(W: torch.Tensor, Hinv: torch.Tensor, Q: torch.Tensor, Losses: torch.Tensor,
                  qp: QParams | None, static: QParams | None, perm: torch.Tensor | None,
                  bits: int, group_size: int | None, symmetric: bool, blocksize: int) -> None:
-    """Equation (3) with lazy batches; fills ``Q`` and ``Losses`` in place (permuted order)."""
+    """Equation (3) with lazy batches; fills ``Q`` and ``Losses`` in place (permuted order).
+
+    The inner loop is a few small ops per column, so it is written for speed: the column is
+    rounded by the core's unchecked :func:`~inwhale.core.fake_quantize_view` (same arithmetic
+    as ``fake_quantize``), the rank-1 update is an outer-product matmul, and the OBS losses
+    ``(w − q)²/d²/2 = Err²/2`` are computed for the whole block at once.
+    """
     I = W.shape[1]  # noqa: E741
     for i1 in range(0, I, blocksize):
         i2 = min(i1 + blocksize, I)
@@ -220,17 +226,17 @@ def _column_loop(W: torch.Tensor, Hinv: torch.Tensor, Q: torch.Tensor, Losses: t
             col = i1 + i
             if static is not None:                         # group of the original column
                 g = int(perm[col]) // group_size
-                qp = QParams(static.scale[:, g], static.zero_point[:, g], static.qmin,
-                             static.qmax, PerAxis(0), bits)
+                qp = QParams(static.scale[:, g], static.zero_point[:, g],
+                             static.qmin, static.qmax, PerAxis(0), bits)
             elif group_size is not None and col % group_size == 0:
                 qp = _column_qparams(W1[:, i : i + group_size], bits, symmetric)
-            w, d = W1[:, i : i + 1], Hinv1[i, i]             # (O, 1), scalar
-            q = fake_quantize(w, qp)                         # the core rounds the column
+            w = W1[:, i : i + 1]                             # (O, 1)
+            q = fake_quantize_view(w, qp)                    # the core rounds the column
             Q[:, col : col + 1] = q
-            Losses[:, col] = ((w - q) ** 2 / d**2 / 2).squeeze(1)
-            err = (w - q) / d                                # Err_j of (3)
-            W1[:, i:] -= err.matmul(Hinv1[i : i + 1, i:])    # update the block's later cols
-            Err1[:, i : i + 1] = err
+            err = Err1[:, i]
+            torch.div((w - q).squeeze(1), Hinv1[i, i], out=err)     # Err_j of (3)
+            W1[:, i + 1 :] -= err[:, None].matmul(Hinv1[i : i + 1, i + 1 :])  # later columns
+        Losses[:, i1:i2] = Err1.square() / 2
         W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])          # lazy batch update
 
 
@@ -358,6 +364,28 @@ def _block_hessians(block: nn.Module, linears: dict[str, nn.Linear],
     return {n: 2 * sums[n] / counts[n] for n in sums}
 
 
+def _shared_input_groups(linears: dict[str, nn.Linear],
+                         Hs: dict[str, torch.Tensor]) -> list[list[str]]:
+    """Group a block's linears whose Hessians are identical (they read the same input).
+
+    In a LLaMA block that is ``[q, k, v], [o], [gate, up], [down]``; found by comparing the
+    Hessians, not by names, so any architecture works.
+
+    >>> lins = {n: nn.Linear(2, 2) for n in "abc"}
+    >>> _shared_input_groups(lins, {"a": torch.eye(2), "b": torch.ones(2, 2), "c": torch.eye(2)})
+    [['a', 'c'], ['b']]
+    """
+    groups: list[list[str]] = []
+    for name in linears:
+        for g in groups:
+            if Hs[g[0]].shape == Hs[name].shape and torch.equal(Hs[g[0]], Hs[name]):
+                g.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
 @torch.no_grad()
 def gptq_quantize_(
     model: nn.Module,
@@ -411,13 +439,22 @@ def gptq_quantize_(
         base = prefix[id(block)]
         linears = {f"{base}.{n}": m for n, m in find_linears(block, skip=()).items()}
         Hs = hessians if records is None else _block_hessians(block, linears, records)
-        for name, lin in linears.items():
-            res = gptq_quantize_weight(lin.weight, Hs[name].to(lin.weight.device), bits=bits,
-                                       group_size=group_size, symmetric=symmetric,
-                                       percdamp=percdamp, act_order=act_order, name=name)
-            lin.weight.copy_(res.Q.to(lin.weight.dtype))
-            report["layers"].append(name)
-            report["loss"][name] = float(res.losses.sum())
+        for names in _shared_input_groups(linears, Hs):
+            # Linears fed by the same input (q/k/v, gate/up) share H: GPTQ treats rows
+            # independently, so one call on their stacked rows equals separate calls.
+            W = torch.cat([linears[n].weight for n in names])
+            H = Hs[names[0]].to(W.device)
+            res = gptq_quantize_weight(W, H, bits=bits, group_size=group_size,
+                                       symmetric=symmetric, percdamp=percdamp,
+                                       act_order=act_order, name=" + ".join(names))
+            rows = 0
+            for n in names:
+                lin = linears[n]
+                out = lin.weight.shape[0]
+                lin.weight.copy_(res.Q[rows : rows + out].to(lin.weight.dtype))
+                report["layers"].append(n)
+                report["loss"][n] = float(res.losses[rows : rows + out].sum())
+                rows += out
         if records is not None:
             records = _run_block(block, records)
     report["seconds"] = time.perf_counter() - t0
