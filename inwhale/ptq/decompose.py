@@ -306,8 +306,8 @@ def relative_error(approx: torch.Tensor, reference: torch.Tensor) -> float:
     >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0]))
     1.3333333333333333
     """
-    ref = float(reference.double().norm())
-    diff = float((approx.double() - reference.double()).norm())
+    ref = float(reference.detach().double().norm())
+    diff = float((approx.detach().double() - reference.detach().double()).norm())
     return diff / ref if ref > 0 else (0.0 if diff == 0 else float("inf"))
 
 
