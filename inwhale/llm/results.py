@@ -1,0 +1,221 @@
+"""One table for Part VI: every method of the part, run on the same model, data and metric.
+
+:func:`results_table` quantizes fresh copies of a float model with each method of
+:mod:`inwhale.llm` and measures the perplexity of each on the same evaluation tokens. The
+book's closing chapter calls it with a small evaluation set (it must run in minutes on a
+laptop CPU); ``benchmarks/llm_table.py`` calls the *same function* with more tokens.
+
+Rows (``b`` = each weight bit width asked for, groups of ``g`` input columns):
+
+* ``baseline`` — the float model as loaded;
+* weight-only at ``W{b} g{g}``: RTN, GPTQ, AWQ, HQQ, and a Hadamard-style rotation followed by
+  RTN. GPTQ and AWQ share one calibration pass: AWQ's statistics hold ``XᵀX/n``, and GPTQ's
+  Hessian is twice that;
+* W8A8 with per-channel int8 weights: activations per tensor (naive), per token, SmoothQuant
+  (α = 0.5, per-tensor activations after smoothing) and LLM.int8() (τ = 6);
+* KV cache at each ``kv_bits``: keys per channel, values per token (the KIVI layout), weights
+  and activations left in float.
+
+Bits per weight count what a file would store for the quantized linears: the code plus fp16
+scale and zero point per group (:func:`inwhale.llm.rtn.bits_per_weight`), averaged over the
+linears weighted by size. The baseline is float32 as held in memory (32); the embedding / tied
+output head is never quantized by these methods and is not counted.
+
+Cost: one perplexity evaluation per row (~19 rows), one calibration pass, and two GPTQ solves.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from inwhale.llm.act_quant import w8a8_quantize_
+from inwhale.llm.awq import awq_quantize_, collect_awq_stats
+from inwhale.llm.gptq import decoder_blocks, gptq_quantize_, rtn_quantize_
+from inwhale.llm.harness import calibration_batches, find_linears, perplexity
+from inwhale.llm.hqq import hqq_quantize_
+from inwhale.llm.kv import KVSpec, kv_bytes_per_token, kv_dims, quantize_kv_
+from inwhale.llm.llm_int8 import llm_int8_quantize_
+from inwhale.llm.rotation import rotate_model_
+from inwhale.llm.rtn import bits_per_weight
+from inwhale.llm.smoothquant import smoothquant_quantize_
+
+__all__ = ["ResultRow", "block_linear_bits", "format_table", "results_table", "rows_as_dicts"]
+
+
+@dataclass
+class ResultRow:
+    """One line of the results table.
+
+    Attributes:
+        family: ``"baseline"``, ``"weight-only"``, ``"W8A8"`` or ``"KV cache"``.
+        method: e.g. ``"GPTQ"``.
+        setting: e.g. ``"W3 g128"`` or ``"K per-channel / V per-token, 4 bits"``.
+        ppl: perplexity on ``n_tokens`` scored tokens in windows of ``context_len``.
+        bits_per_weight: stored bits per weight of the block linears (codes + fp16 scales).
+        seconds: wall time of the quantization step (not the evaluation).
+    """
+
+    family: str
+    method: str
+    setting: str
+    ppl: float
+    bits_per_weight: float
+    seconds: float
+    n_tokens: int
+    context_len: int
+
+
+def block_linear_bits(model: nn.Module, bits: int, group_size: int | None,
+                      symmetric: bool = False) -> float:
+    """Size-weighted mean of :func:`~inwhale.llm.rtn.bits_per_weight` over the block linears.
+
+    For SmolLM2 at 4 bits with groups of 128, a 576-column layer stores 5 groups per row (the
+    last one has 64 columns), a 1536-column layer 12, so the mean is a little above
+    ``4 + 32/128 = 4.25``.
+
+    >>> net = nn.Sequential(nn.ModuleList([nn.Linear(256, 8), nn.Linear(256, 8)]))
+    >>> block_linear_bits(net, 4, 128)
+    4.25
+    """
+    inside = {id(m) for m in decoder_blocks(model).modules()}
+    total = weighted = 0.0
+    for lin in (m for m in model.modules() if isinstance(m, nn.Linear) and id(m) in inside):
+        n = lin.weight.numel()
+        g = group_size if group_size is None or group_size <= lin.in_features else None
+        weighted += n * bits_per_weight(bits, g, tuple(lin.weight.shape), symmetric=symmetric)
+        total += n
+    return weighted / total
+
+
+def _check_args(bits: tuple[int, ...], kv_bits: tuple[int, ...], group_size: int) -> None:
+    for name, values in (("bits", bits), ("kv_bits", kv_bits)):
+        if not all(isinstance(b, int) and 2 <= b <= 8 for b in values):
+            raise ValueError(f"{name} must be ints in [2, 8], got {values!r}")
+    if not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be a positive int, got {group_size!r}")
+
+
+@torch.no_grad()
+def results_table(
+    model: nn.Module,
+    calib_ids: torch.Tensor,
+    eval_ids: torch.Tensor,
+    *,
+    bits: tuple[int, ...] = (4, 3),
+    group_size: int = 128,
+    kv_bits: tuple[int, ...] = (8, 4, 2),
+    context_len: int = 512,
+    n_samples: int = 8,
+    seq_len: int = 256,
+    progress: bool = False,
+    on_row: Callable[[ResultRow], None] | None = None,
+) -> list[ResultRow]:
+    """Run every Part VI method on copies of ``model`` and measure each one's perplexity.
+
+    Args:
+        model: the float causal LM; it is never modified (each method gets a deep copy).
+        calib_ids: 1-D calibration token ids, cut into ``n_samples`` windows of ``seq_len``.
+        eval_ids: 1-D evaluation token ids, disjoint from ``calib_ids``.
+        bits: weight bit widths for the weight-only rows.
+        group_size: input columns per scale and zero point for the weight-only rows.
+        kv_bits: bit widths for the KV-cache rows.
+        context_len: evaluation window.
+        progress: tqdm bars inside the methods.
+        on_row: called with each row as soon as it is measured (e.g. ``print``).
+
+    Returns:
+        The rows in the order listed in the module docstring.
+    """
+    _check_args(tuple(bits), tuple(kv_bits), group_size)
+    rows: list[ResultRow] = []
+
+    def add(family: str, method: str, setting: str, m: nn.Module, bpw: float,
+            seconds: float) -> None:
+        r = perplexity(m, eval_ids, context_len=context_len, progress=False)
+        row = ResultRow(family, method, setting, r.ppl, bpw, seconds, r.n_tokens, r.context_len)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    def run(method: Callable[..., object], base: nn.Module = model, **kw: object
+            ) -> tuple[nn.Module, float]:
+        m = copy.deepcopy(base)
+        t0 = time.perf_counter()
+        method(m, **kw)
+        return m, time.perf_counter() - t0
+
+    add("baseline", "float", "as loaded (float32)", model, 32.0, 0.0)
+
+    linears = list(find_linears(model))
+    t0 = time.perf_counter()
+    stats = collect_awq_stats(model, linears, calibration_batches(calib_ids, n_samples, seq_len))
+    hessians = {n: 2 * h for n, (h, _) in stats.items()}
+    stats_s = time.perf_counter() - t0
+    rotated, rot_s = run(rotate_model_, seed=0)
+    for b in bits:
+        bpw = block_linear_bits(model, b, group_size)
+        setting = f"W{b} g{group_size}"
+        common = dict(bits=b, group_size=group_size, progress=progress)
+        m, s = run(rtn_quantize_, calib_ids=None, **common)
+        add("weight-only", "RTN", setting, m, bpw, s)
+        m, s = run(gptq_quantize_, calib_ids=None, hessians=hessians, **common)
+        add("weight-only", "GPTQ", setting, m, bpw, s + stats_s)
+        m, s = run(awq_quantize_, calib_ids=None, stats=stats, **common)
+        add("weight-only", "AWQ", setting, m, bpw, s + stats_s)
+        m, s = run(hqq_quantize_, **common)
+        add("weight-only", "HQQ", setting, m, bpw, s)
+        m, s = run(rtn_quantize_, base=rotated, calib_ids=None, **common)
+        add("weight-only", "rotation + RTN", setting, m, bpw, s + rot_s)
+        del m
+
+    w8 = block_linear_bits(model, 8, None, symmetric=True)
+    for label, method, kw in (
+        ("naive (per-tensor acts)", w8a8_quantize_, dict(act_granularity="tensor")),
+        ("per-token acts", w8a8_quantize_, dict(act_granularity="token")),
+        ("SmoothQuant α=0.5", smoothquant_quantize_,
+         dict(calib_ids=calib_ids, alpha=0.5, n_samples=n_samples, seq_len=seq_len)),
+        ("LLM.int8() τ=6", llm_int8_quantize_, dict(threshold=6.0)),
+    ):
+        m, s = run(method, progress=progress, **kw)
+        add("W8A8", label, "W8 per-channel, A8", m, w8, s)
+        del m
+
+    layers, kv_heads, head_dim = kv_dims(model.config)
+    fp16 = kv_bytes_per_token(layers, kv_heads, head_dim)
+    for b in kv_bits:
+        per_token = kv_bytes_per_token(layers, kv_heads, head_dim, KVSpec(b, "channel"),
+                                       KVSpec(b, "token"))
+        handle = quantize_kv_(model, bits=b, keys="channel", values="token")
+        try:
+            add("KV cache", f"K per-channel, V per-token, {b} bits",
+                f"{per_token:,.0f} bytes/token (fp16: {fp16:,.0f})", model, 32.0, 0.0)
+        finally:
+            handle.remove()
+    return rows
+
+
+def format_table(rows: list[ResultRow]) -> str:
+    """A Markdown table of ``rows`` (perplexity to 2 decimals, bits per weight to 2).
+
+    >>> print(format_table([ResultRow("baseline", "float", "fp32", 13.381, 32.0, 0.0, 511, 512)]))
+    | family | method | setting | ppl | bits/weight | quantize s |
+    | --- | --- | --- | ---: | ---: | ---: |
+    | baseline | float | fp32 | 13.38 | 32.00 | 0.0 |
+    """
+    lines = ["| family | method | setting | ppl | bits/weight | quantize s |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r.family} | {r.method} | {r.setting} | {r.ppl:.2f} | "
+                     f"{r.bits_per_weight:.2f} | {r.seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def rows_as_dicts(rows: list[ResultRow]) -> list[dict]:
+    """The rows as plain dicts (for JSON)."""
+    return [asdict(r) for r in rows]
