@@ -50,3 +50,13 @@ def test_notebook_named_for_reading_order(path):
     if len(rel.parts) == 2 and rel.parts[0].startswith("part"):
         prefix = rel.name.split("_", 1)[0]
         assert prefix.isdigit() and len(prefix) == 2, f"{rel}: expected NN_slug.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(ROOT)) for p in NOTEBOOKS])
+def test_notebook_writes_no_fixed_paths(path):
+    """A chapter must run on any laptop (Windows has no /tmp): no hard-coded scratch paths."""
+    nb = nbformat.read(path, as_version=4)
+    bad = [i for i, c in enumerate(nb.cells)
+           if c.cell_type == "code" and ('"/tmp' in c.source or "'/tmp" in c.source)]
+    assert not bad, f"{path.relative_to(ROOT)}: cells {bad} use a hard-coded /tmp path; " \
+                    "use tempfile or drop the debugging savefig"
