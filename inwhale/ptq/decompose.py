@@ -19,22 +19,22 @@ By the Eckart–Young theorem the truncated SVD is the best rank-``r`` approxima
 matrix in Frobenius norm. Tucker-2 (HOSVD start, optional HOOI sweeps) compresses only the
 two channel modes and keeps the k×k spatial extent in a small core. CP is computed by
 alternating least squares (ALS) from a seeded random start for a fixed number of sweeps; it
-is not unique and ALS can stall, which the chapter shows.
+is not unique, ALS can stall, and its rank-1 terms can nearly cancel (large factors whose
+difference is the kernel, which rounding then destroys: the chapter shows this).
 
-Each factor is fake-quantized with :func:`inwhale.core.fake_quantize`, symmetric, one scale
-per output channel of the layer that holds it (:func:`quantize_weights_`). The SVD factors
+Each factor is fake-quantized with :func:`~inwhale.core.affine.fake_quantize`, symmetric, one
+scale per output channel of the layer that holds it (:func:`quantize_weights_`). The SVD factors
 are split as ``U√S`` and ``√S Vᵀ`` so that both carry the same dynamic range.
 
 Glossary
 --------
-``O, C``            output and input channels (``out_features``, ``in_features`` for Linear)
+``O, C``            output, input channels (``out_features``, ``in_features`` for Linear)
 ``k_h, k_w``        kernel height and width; ``K`` the kernel (O, C, k_h, k_w)
-``r``               rank (SVD, CP); ``(r_out, r_in)`` Tucker-2 ranks
-``U, S, V``         SVD factors; ``U_out (O, r_out)``, ``U_in (C, r_in)`` Tucker factor
-                    matrices, ``G (r_out, r_in, k_h, k_w)`` the Tucker core
-``a, b, c, d``      CP factor matrices over out, in, height, width: (O, r), (C, r), (k_h, r),
-                    (k_w, r)
-``b``               (as an argument) bit width of every factor; ``None`` keeps float32
+``r``               rank (SVD, CP); ``(r_out, r_in)`` the Tucker-2 ranks
+``U, S, V``         SVD factors, ``W = U S Vᵀ``
+``U_out, U_in, G``  Tucker-2 factors (O, r_out), (C, r_in) and core (r_out, r_in, k_h, k_w)
+``a, b, c, d``      CP factors over out, in, height, width: (O, r), (C, r), (k_h, r), (k_w, r)
+``bits``            bit width of every factor; ``None`` keeps float32
 
 References: E. Denton et al., "Exploiting linear structure within convolutional networks for
 efficient evaluation", NeurIPS 2014. Y.-D. Kim et al., "Compression of deep convolutional
@@ -325,8 +325,9 @@ def quantize_weights_(module: nn.Module, bits: int | None) -> nn.Module:
     """Fake-quantize, in place, the weight of every ``Linear``/``Conv2d`` inside ``module``.
 
     Symmetric signed codes, one scale per output channel (``PerAxis(0)``), from
-    :func:`~inwhale.core.choose_qparams` and :func:`~inwhale.core.fake_quantize`. Biases stay
-    float. ``bits=None`` leaves the weights unchanged. Returns ``module``.
+    :func:`~inwhale.core.qparams.choose_qparams` and
+    :func:`~inwhale.core.affine.fake_quantize`. Biases stay float. ``bits=None`` leaves the
+    weights unchanged. Returns ``module``.
 
     Worked example: at 2 bits the codes are {−2, −1, 0, 1} and ``s = max|w| / 1.5``; the row
     [0.3, −0.6, 0.1] has ``s = 0.4``, ``w/s = [0.75, −1.5, 0.25]`` → codes [1, −2, 0]:
