@@ -166,14 +166,21 @@ def fake_quantize_for_storage_(model: nn.Module, bits: int = 4, group_size: int 
                                other_dtype: torch.dtype = torch.float16) -> nn.Module:
     """In place: give ``model`` exactly the values :func:`load_quantized` would return.
 
-    Each quantized linear weight becomes ``s16 (q - z)``; every other floating tensor is
-    rounded through ``other_dtype``. Returns ``model``.
+    Each quantized linear weight becomes ``s16 (q - z)`` (packing is lossless, so it is
+    skipped here); every other floating tensor is rounded through ``other_dtype``.
+    Returns ``model``.
+
+    >>> lin = nn.Linear(128, 4)
+    >>> _ = fake_quantize_for_storage_(nn.Sequential(lin), bits=4, group_size=64, skip=())
+    >>> lin.weight[0].unique().numel() <= 2 * 16     # two groups of at most 16 levels
+    True
     """
     _check_args(bits, group_size, other_dtype)
     linears = _quantized_linears(model, skip)
     for name, lin in linears.items():
         w = lin.weight
-        w.copy_(unpack_linear_weight(pack_linear_weight(w, bits, group_size, name), w.dtype))
+        qp = _stored_qparams(w, bits, group_size, name)
+        w.copy_(dequantize(quantize(w.float(), qp), qp, dtype=w.dtype))  # no packing needed
     weights = {f"{n}.weight" for n in linears}
     for name, t in _unique_state(model).items():
         if name not in weights and t.is_floating_point():
