@@ -24,7 +24,8 @@ difference is the kernel, which rounding then destroys: the chapter shows this).
 
 Each factor is fake-quantized with :func:`~inwhale.core.affine.fake_quantize`, symmetric, one
 scale per output channel of the layer that holds it (:func:`quantize_weights_`). The SVD factors
-are split as ``U√S`` and ``√S Vᵀ`` so that both carry the same dynamic range.
+are split as ``U√S`` and ``√S Vᵀ``, so that component ``i`` has norm ``√σ_i`` in both (a
+common default; the chapter's exercise compares the other splits).
 
 Glossary
 --------
