@@ -16,8 +16,10 @@ from inwhale.llm.gguf_formats import (
     BLOCK_BYTES,
     QK_K,
     decode,
+    dequantize_q4_k,
     dequantize_q6_k,
     encode,
+    quantize_q4_k,
     quantize_q6_k,
 )
 
@@ -140,3 +142,49 @@ def test_real_smollm2_weights() -> None:
     assert errs["Q8_0"] < errs["Q6_K"] < errs["Q4_0"] / 8
     searched = errs["Q6_K"]
     assert searched < _mse(dequantize_q6_k(quantize_q6_k(w, search=False)), w)
+
+
+# ---- Q4_K ------------------------------------------------------------------------------------
+
+
+def test_q4_k_bytes_decode_identically_through_gguf() -> None:
+    x = _data(5)
+    b = encode(x, "Q4_K")
+    assert b.shape == (x.numel() // QK_K, BLOCK_BYTES["Q4_K"]) and b.numel() * 8 / x.numel() == 4.5
+    ref = gq.dequantize(b.numpy().reshape(x.shape[0], -1), T.Q4_K)
+    ours = decode(b, "Q4_K", tuple(x.shape))
+    assert np.array_equal(ours.numpy(), ref)
+    assert torch.all(ours.reshape(-1, QK_K)[0] == 0)  # the all-zero super-block
+
+
+def test_q4_k_every_value_is_the_nearest_stored_level() -> None:
+    x = _data(6)
+    b = quantize_q4_k(x)
+    dec = torch.from_numpy(gq.dequantize(b.numpy(), T.Q4_K)).reshape(-1, 32)  # (n*8, 32)
+    # scales and mins read back through gguf's own unpacking of the 12 scale bytes
+    sc, mn = (torch.from_numpy(t.astype(np.float32)) for t in
+              gq.Q4_K.get_scale_min(b[:, 4:16].numpy().copy()))
+    d, dmin = (torch.from_numpy(b[:, i:i + 2].numpy().copy().view(np.float16).astype(np.float32))
+               for i in (0, 2))
+    step, off = (d * sc).reshape(-1, 1), (dmin * mn).reshape(-1, 1)  # (n*8, 1)
+    levels = (step * torch.arange(16.0) - off)[:, None, :]  # (n*8, 1, 16)
+    xs = x.reshape(-1, 32)
+    best = (xs[..., None] - levels).abs().amin(-1)
+    assert torch.all((xs - dec).abs() <= best + 1e-6 * xs.abs().amax())
+
+
+def test_q4_k_beats_q4_0_at_the_same_bits_and_min_max_int4() -> None:
+    torch.manual_seed(2)
+    x = torch.distributions.StudentT(3.0).sample((512, 256)) * 0.02
+    q4k = _mse(dequantize_q4_k(quantize_q4_k(x)), x)
+    assert q4k < _mse(decode(encode(x, "Q4_0"), "Q4_0", tuple(x.shape)), x)  # both 4.5 bits
+    # reference: min-max asymmetric 4-bit per 32 with float32 scale and zero point
+    from inwhale import PerGroup, choose_qparams, fake_quantize
+
+    ref = _mse(fake_quantize(x, choose_qparams(x, bits=4, granularity=PerGroup(32))), x)
+    assert q4k < ref
+
+
+def test_q4_k_bad_input() -> None:
+    with pytest.raises(ValueError, match="multiple of 256 elements for Q4_K"):
+        encode(torch.zeros(32), "Q4_K")

@@ -1,4 +1,5 @@
-"""GGUF / llama.cpp block formats Q8_0, Q4_0 and Q4_1, written from the byte layout.
+"""GGUF / llama.cpp block formats Q8_0, Q4_0, Q4_1 and the K-quants Q4_K and Q6_K, written
+from the byte layout.
 
 Reference: G. Gerganov et al., *llama.cpp* / *ggml* (``ggml-quants.c``), and the GGUF file
 format specification (``ggml/docs/gguf.md``). The ``gguf`` Python package ships a NumPy
@@ -62,13 +63,22 @@ The Q6_K encoder (:func:`quantize_q6_k`) follows ``quantize_row_q6_K_ref`` in tw
    :math:`d_{16}\\,\\sigma_k`. Rounding and clamping use :func:`inwhale.quantize`
    (ties to even, as llama.cpp's ``nearest_int``).
 
-``search=False`` skips step 1's search (``rmse_type=0``: :math:`s = x_{max}/-32`), the
-baseline that shows what the search buys. The ``gguf`` package has no Q6_K quantizer, so
-the encoder is checked through the package's *decoder* (``tests/test_gguf_kquant.py``).
+**Q4_K** (144 bytes per 256 weights, 4.5 bits/weight) uses 8 sub-blocks of 32 with an
+*offset*: :math:`\\hat x = d\\,\\sigma_k\\,q - d_{min}\\,\\mu_k`, :math:`q \\in [0, 15]`, with
+6-bit :math:`\\sigma_k, \\mu_k` packed into 12 bytes under two fp16 super-scales
+:math:`d = \\max_k s_k / 63`, :math:`d_{min} = \\max_k m_k / 63` (the format's rule). The
+per-sub-block :math:`(s_k, m_k)` come from llama.cpp's ``make_qkx2_quants``: 21 candidate steps,
+each with a weighted least-squares fit of scale and offset, importance
+:math:`w_i = \\sqrt{\\overline{x^2}} + |x_i|` (:func:`quantize_q4_k`).
+
+In :func:`quantize_q6_k`, ``search=False`` skips step 1's search (``rmse_type=0``:
+:math:`s = x_{max}/-32`), the baseline that shows what the search buys. The ``gguf``
+package has no K-quant quantizer, so both encoders are checked through the package's
+*decoders* (``tests/test_gguf_kquant.py``).
 Differences from the C reference: the search is vectorised, so float sums are added in a
 different order and exact ties between candidates may resolve differently; a sub-block
 whose int8 scale rounds to 0 stores code 32 (the reference keeps the search's codes; both
-decode to 0).
+decode to 0); Q4_K clamps a negative fitted scale to 0 (the reference would pack it as is).
 
 Glossary: ``x`` block values; ``d`` block scale (fp16); ``m`` block minimum (fp16);
 ``q`` codes; ``QK = 32`` the block size; ``QK_K = 256`` the K-quant super-block;
@@ -84,14 +94,15 @@ from inwhale.core import PerAxis, QParams, pack_codes, qparams_from_range, quant
 from inwhale.rounding import NearestRounding
 
 __all__ = ["BLOCK_BYTES", "QK", "QK_K", "decode", "dequantize_q4_0", "dequantize_q4_1",
-           "dequantize_q6_k", "dequantize_q8_0", "encode", "quantize_q4_0", "quantize_q4_1",
-           "quantize_q6_k", "quantize_q8_0"]
+           "dequantize_q4_k", "dequantize_q6_k", "dequantize_q8_0", "encode", "quantize_q4_0",
+           "quantize_q4_1", "quantize_q4_k", "quantize_q6_k", "quantize_q8_0"]
 
 QK = 32
 QK_K = 256
-BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20, "Q6_K": 210}
+BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20, "Q4_K": 144, "Q6_K": 210}
 GROUP_MAX_EPS = 1e-15  # llama.cpp: a (sub-)block whose largest magnitude is below this is zero
 _Q6_K_STEPS = (0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9)  # c, in order
+_Q4_K_STEPS = tuple(range(21))  # make_qkx2_quants(..., rmin=-1, rdelta=0.1, nstep=20)
 
 
 def _blocks(x: torch.Tensor) -> torch.Tensor:
@@ -210,6 +221,15 @@ def dequantize_q6_k(b: torch.Tensor) -> torch.Tensor:
     return ((d * sc)[..., None] * q).reshape(-1, QK_K)
 
 
+def _super_blocks(x: torch.Tensor, fmt: str) -> torch.Tensor:
+    """Flatten ``x`` into float32 super-blocks ``(n, 256)``; the size must divide by 256."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError("x must be a floating torch.Tensor")
+    if x.numel() % QK_K:
+        raise ValueError(f"x must have a multiple of {QK_K} elements for {fmt}, got {x.numel()}")
+    return x.detach().float().reshape(-1, QK_K)
+
+
 def _signed_extreme(x: torch.Tensor) -> torch.Tensor:
     """``(n, k)`` -> ``(n, 1)``: the entry of largest magnitude in each row, with its sign."""
     return x.gather(1, x.abs().argmax(dim=1, keepdim=True))
@@ -282,11 +302,7 @@ def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     >>> b.shape, round(float((dequantize_q6_k(b) - x).abs().max()), 4)
     (torch.Size([1, 210]), 0.0129)
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating torch.Tensor")
-    if x.numel() % QK_K:
-        raise ValueError(f"x must have a multiple of {QK_K} elements for Q6_K, got {x.numel()}")
-    blocks = x.detach().float().reshape(-1, QK_K)  # (n, 256)
+    blocks = _super_blocks(x, "Q6_K")  # (n, 256)
     n = blocks.shape[0]
     s = _search_sub_block_scales(blocks.reshape(-1, 16), search).reshape(n, 16)  # (n, 16)
     s_max = _signed_extreme(s)  # (n, 1)
@@ -303,10 +319,117 @@ def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     return torch.where(empty, torch.zeros_like(out), out)
 
 
+def _q4_k_scale_min(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 12 scale bytes ``(n, 12)`` -> 6-bit sub-block scales and mins, each ``(n, 8)``.
+
+    Sub-blocks 0-3 keep their 6 bits in the low bits of bytes 0-3 (scales) and 4-7 (mins);
+    sub-blocks 4-7 keep their low 4 bits in bytes 8-11 (scale low nibble, min high nibble)
+    and their top 2 bits in the top 2 bits of bytes 0-3 (scales) and 4-7 (mins).
+    """
+    b = b.long()
+    lo_s, lo_m, mixed = b[:, 0:4], b[:, 4:8], b[:, 8:12]
+    sc = torch.cat([lo_s & 63, (mixed & 0xF) | ((lo_s >> 6) << 4)], dim=1)
+    mn = torch.cat([lo_m & 63, (mixed >> 4) | ((lo_m >> 6) << 4)], dim=1)
+    return sc, mn
+
+
+def _pack_q4_k_scale_min(sc: torch.Tensor, mn: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_q4_k_scale_min`: 6-bit ``(n, 8)`` scales and mins -> ``(n, 12)``."""
+    sc, mn = sc.long(), mn.long()
+    b = torch.cat([sc[:, :4] | ((sc[:, 4:] >> 4) << 6), mn[:, :4] | ((mn[:, 4:] >> 4) << 6),
+                   (sc[:, 4:] & 0xF) | ((mn[:, 4:] & 0xF) << 4)], dim=1)
+    return b.to(torch.uint8)
+
+
+def dequantize_q4_k(b: torch.Tensor) -> torch.Tensor:
+    """Decode Q4_K bytes ``(n_blocks, 144)`` to float32 ``(n_blocks, 256)``:
+    ``d * sc[k] * q - dmin * m[k]`` for sub-block ``k`` (32 weights) of the super-block.
+
+    Bytes: ``d`` (fp16), ``dmin`` (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of
+    codes; in each chunk of 64 weights, byte ``l`` holds weight ``l`` (low nibble) and
+    weight ``l + 32`` (high nibble).
+    """
+    d, dmin = _fp16_from(b[:, 0:2]), _fp16_from(b[:, 2:4])  # (n, 1) each
+    sc, mn = _q4_k_scale_min(b[:, 4:16])  # (n, 8) each
+    q = unpack_codes(b[:, 16:].reshape(-1), 4, b.shape[0] * QK_K).reshape(-1, 4, 32, 2)
+    q = q.transpose(2, 3).reshape(-1, 8, 32).float()  # (n, 8 sub-blocks, 32)
+    out = (d * sc.float())[..., None] * q - (dmin * mn.float())[..., None]
+    return out.reshape(-1, QK_K)
+
+
+def _search_scale_min(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """llama.cpp's ``make_qkx2_quants(32, 15, ..., rmin=-1, rdelta=0.1, nstep=20)``.
+
+    Fits ``x ~ s l - m`` on every row of ``x (n, 32)`` with importance ``w (n, 32)``: for the
+    range ``[lo, hi]`` (``lo = min(x, 0)``) and 21 candidate steps ``(hi - lo) / (14 + c/10)``
+    the codes ``l = clamp(round((x - lo) / step), 0, 15)`` are fixed and ``s`` and the
+    offset ``-m`` solved by weighted least squares (an offset above 0 is set to 0 and ``s``
+    refit); the candidate with the smallest weighted squared error wins. The plain min–max
+    fit ``s = (hi - lo)/15, m = -lo`` is the starting point. Returns ``(s, m)``, each ``(n,)``.
+    """
+    n = x.shape[0]
+    lo, hi = x.amin(1, keepdim=True).clamp(max=0), x.amax(1, keepdim=True)  # (n, 1)
+    flat = hi == lo
+    rng = torch.where(flat, 1.0, hi - lo)
+    c = torch.tensor(_Q4_K_STEPS, dtype=x.dtype, device=x.device)
+    steps = torch.cat([rng / 15, rng / (14 + 0.1 * c)], dim=1)  # (n, 1 + 21); 0: min–max
+    xc = (x - lo).unsqueeze(1).expand(n, steps.shape[1], 32).reshape(-1, 32)
+    lq = _codes(xc, steps.reshape(-1, 1), 0, 15).to(x.dtype).reshape(n, -1, 32)  # (n, C, 32)
+    w3, x3 = w.unsqueeze(1), x.unsqueeze(1)  # (n, 1, 32)
+    sw, sx = w3.sum(-1), (w3 * x3).sum(-1)  # (n, 1)
+    sl, sl2, sxl = (w3 * lq).sum(-1), (w3 * lq * lq).sum(-1), (w3 * lq * x3).sum(-1)  # (n, C)
+    det = sw * sl2 - sl * sl
+    ok = det > 0
+    s = (sw * sxl - sx * sl) / torch.where(ok, det, 1.0)  # weighted least squares
+    off = (sl2 * sx - sl * sxl) / torch.where(ok, det, 1.0)
+    pos = off > 0  # an offset above 0 is not allowed: refit the scale with offset 0
+    s = torch.where(pos, sxl / sl2.clamp_min(1e-30), s)
+    off = torch.where(pos, 0.0, off)
+    s[:, 0], off[:, 0] = steps[:, 0], lo[:, 0]  # candidate 0: the min–max fit itself
+    err = (w3 * (s[..., None] * lq + off[..., None] - x3) ** 2).sum(-1)
+    err = torch.where(ok | (torch.arange(err.shape[1], device=x.device) == 0), err, torch.inf)
+    best = err.argmin(dim=1, keepdim=True)  # first minimum: the min–max fit wins ties
+    s_best, m_best = s.gather(1, best), -off.gather(1, best)
+    return torch.where(flat, 0.0, s_best).squeeze(1), torch.where(flat, -lo, m_best).squeeze(1)
+
+
+def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
+    """Encode ``x`` (numel divisible by 256) to Q4_K bytes ``(n_blocks, 144)``, 4.5 bits/weight.
+
+    Per sub-block of 32: a scale ``s_k`` and offset ``m_k >= 0`` (``x ~ s_k q - m_k``) from
+    :func:`_search_scale_min` with importance ``w = sqrt(mean(x^2)) + |x|``; then both are
+    quantized to 6 bits under fp16 super-block scales, the format's rule
+    ``d = max_k s_k / 63``, ``dmin = max_k m_k / 63``; finally
+    ``q = clamp(round((x + dmin16 m'_k) / (d16 s'_k)), 0, 15)``.
+
+    >>> x = torch.linspace(-1, 1, 256)
+    >>> round(float((dequantize_q4_k(quantize_q4_k(x)) - x).abs().max()), 4)
+    0.0316
+    """
+    blocks = _super_blocks(x, "Q4_K")  # (n, 256)
+    n = blocks.shape[0]
+    sub = blocks.reshape(-1, 32)  # (n*8, 32)
+    w = (sub * sub).mean(1, keepdim=True).sqrt() + sub.abs()  # importance of each weight
+    s, m = (t.clamp_min(0).reshape(n, 8) for t in _search_scale_min(sub, w))
+    s_max, m_max = s.amax(1, keepdim=True), m.amax(1, keepdim=True)  # (n, 1)
+    d, dmin = s_max / 63, m_max / 63  # the format's rule: the largest maps to code 63
+    sc = _codes(s, torch.where(d > 0, d, 1.0), 0, 63)  # (n, 8) 6-bit scales
+    mn = _codes(m, torch.where(dmin > 0, dmin, 1.0), 0, 63)
+    d16, dmin16 = d.half().float(), dmin.half().float()
+    step = (d16 * sc).reshape(-1, 1)  # (n*8, 1)
+    dead = step == 0  # scale 0: every value decodes to -dmin m; store code 0
+    q = _codes(torch.where(dead, 0.0, sub + (dmin16 * mn).reshape(-1, 1)),
+               torch.where(dead, 1.0, step), 0, 15).reshape(n, 4, 2, 32)  # (chunk, half, l)
+    qs = pack_codes(q.transpose(2, 3), 4).reshape(n, 128)  # byte l: weight l | weight l+32
+    return torch.cat([_fp16_bytes(d16), _fp16_bytes(dmin16), _pack_q4_k_scale_min(sc, mn), qs],
+                     dim=1)
+
+
 _CODECS = {
     "Q8_0": (quantize_q8_0, dequantize_q8_0),
     "Q4_0": (quantize_q4_0, dequantize_q4_0),
     "Q4_1": (quantize_q4_1, dequantize_q4_1),
+    "Q4_K": (quantize_q4_k, dequantize_q4_k),
     "Q6_K": (quantize_q6_k, dequantize_q6_k),
 }
 
