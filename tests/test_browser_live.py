@@ -35,9 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHAPTER = ROOT / "book" / "part3" / "01_dither_and_noise_shaping.ipynb"
 DRAW_TIMEOUT_S = 600  # Voila runs the whole chapter first: ~60 s here, minutes on a busy box
-STALL_S = (
-    120  # no new cell and no CPU used for this long: Voila has stalled (see _wait_until_drawn)
-)
+# No new cell and no CPU used for this long: Voila has stalled (see _wait_until_drawn).
+STALL_S = 120
 # Voila's lab template links Font Awesome 5 from a CDN, and matplotlib's to_jshtml player links
 # Font Awesome 4: icon stylesheets only. Blocked, they cost the player buttons their icons and
 # nothing else, so they are the one thing allowed to be blocked; any other request fails the test.
@@ -140,9 +139,9 @@ def _wait_until_drawn(page, plot, proc: subprocess.Popen, deadline: float) -> st
 
     Voila executes the notebook while it streams the page, showing "Executing k of n".
     It is 'stalled' when, for STALL_S seconds, that text has not moved and Voila with its
-    kernels has used under 2 CPU seconds: nothing is computing and nothing is coming (a rare
-    hang of Voila 0.5 on a cell with an ``interactive`` widget, upstream issue
-    voila-dashboards/voila#1322; it happened once in the first five runs of this test here).
+    kernels has used under 2 CPU seconds: nothing is computing and nothing is coming. (A rare
+    hang of Voila 0.5 on the cell with the ``interactive`` widget, which looks like upstream
+    issue voila-dashboards/voila#1322; it happened once in the first five runs of this test here.)
     """
     ref = (None, _cpu_seconds(proc), time.monotonic())
     while time.monotonic() < deadline:
