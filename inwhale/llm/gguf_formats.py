@@ -375,9 +375,9 @@ def _search_scale_min(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, t
     steps = torch.cat([rng / 15, rng / (14 + 0.1 * c)], dim=1)  # (n, 1 + 21); 0: min–max
     xc = (x - lo).unsqueeze(1).expand(n, steps.shape[1], 32).reshape(-1, 32)
     lq = _codes(xc, steps.reshape(-1, 1), 0, 15).to(x.dtype).reshape(n, -1, 32)  # (n, C, 32)
-    w3, x3 = w.unsqueeze(1), x.unsqueeze(1)  # (n, 1, 32)
-    sw, sx = w3.sum(-1), (w3 * x3).sum(-1)  # (n, 1)
-    sl, sl2, sxl = (w3 * lq).sum(-1), (w3 * lq * lq).sum(-1), (w3 * lq * x3).sum(-1)  # (n, C)
+    sw, sx, sx2 = w.sum(1, keepdim=True), (w * x).sum(1, keepdim=True), (w * x * x).sum(1, True)
+    wl = lq * w.unsqueeze(1)  # (n, C, 32)
+    sl, sl2, sxl = wl.sum(-1), (wl * lq).sum(-1), (wl * x.unsqueeze(1)).sum(-1)  # (n, C)
     det = sw * sl2 - sl * sl
     ok = det > 0
     s = (sw * sxl - sx * sl) / torch.where(ok, det, 1.0)  # weighted least squares
@@ -386,7 +386,8 @@ def _search_scale_min(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, t
     s = torch.where(pos, sxl / sl2.clamp_min(1e-30), s)
     off = torch.where(pos, 0.0, off)
     s[:, 0], off[:, 0] = steps[:, 0], lo[:, 0]  # candidate 0: the min–max fit itself
-    err = (w3 * (s[..., None] * lq + off[..., None] - x3) ** 2).sum(-1)
+    # sum w (s l + off - x)^2, expanded into the sums above
+    err = s * s * sl2 + 2 * s * off * sl - 2 * s * sxl + off * off * sw - 2 * off * sx + sx2
     err = torch.where(ok | (torch.arange(err.shape[1], device=x.device) == 0), err, torch.inf)
     best = err.argmin(dim=1, keepdim=True)  # first minimum: the min–max fit wins ties
     s_best, m_best = s.gather(1, best), -off.gather(1, best)
