@@ -130,10 +130,12 @@ class NF4Linear(nn.Module):
     def dequantize_weight(self) -> torch.Tensor:
         """``Ŵ = c · NF[code]`` as a float32 ``(O, I)`` tensor, rebuilt from the packed bytes."""
         n = self.out_features * self.in_features
-        w = self.pair_table[self.packed.long()].flatten()[:n]  # (n,) NF values, codes in order
-        w = F.pad(w, (0, -n % self.block_size)).view(-1, self.block_size)  # (n_blocks, B)
-        return (w * self.block_absmax()[:, None]).flatten()[:n].view(self.out_features,
-                                                                      self.in_features)
+        pairs = self.pair_table.index_select(0, self.packed.int())  # (n_bytes, 2) NF values
+        w = pairs.flatten()[:n]  # (n,) in the original (row-major) order, a fresh tensor
+        if n % self.block_size:  # a short last block: pad it with zeros
+            w = F.pad(w, (0, -n % self.block_size))
+        w.view(-1, self.block_size).mul_(self.block_absmax()[:, None])  # (n_blocks, B) · c
+        return w[:n].view(self.out_features, self.in_features)
 
     @property
     def weight_nbytes(self) -> int:
