@@ -125,6 +125,10 @@ def test_bad_input() -> None:
         quantize_q6_k(torch.zeros(32))
     with pytest.raises(TypeError, match="floating"):
         quantize_q6_k(torch.zeros(256, dtype=torch.int32))
+    with pytest.raises(ValueError, match="overflows float16"):
+        quantize_q6_k(torch.full((256,), 1e12))
+    with pytest.raises(ValueError, match="finite"):
+        quantize_q6_k(torch.full((256,), float("nan")))
 
 
 def test_real_smollm2_weights() -> None:
@@ -188,3 +192,5 @@ def test_q4_k_beats_q4_0_at_the_same_bits_and_min_max_int4() -> None:
 def test_q4_k_bad_input() -> None:
     with pytest.raises(ValueError, match="multiple of 256 elements for Q4_K"):
         encode(torch.zeros(32), "Q4_K")
+    with pytest.raises(ValueError, match="overflows float16"):
+        quantize_q4_k(torch.linspace(0, 1e12, 256))

@@ -221,13 +221,26 @@ def dequantize_q6_k(b: torch.Tensor) -> torch.Tensor:
     return ((d * sc)[..., None] * q).reshape(-1, QK_K)
 
 
-def _super_blocks(x: torch.Tensor, fmt: str) -> torch.Tensor:
-    """Flatten ``x`` into float32 super-blocks ``(n, 256)``; the size must divide by 256."""
+def _super_blocks(x: torch.Tensor, fmt: str, limit: float) -> torch.Tensor:
+    """Flatten ``x`` into float32 super-blocks ``(n, 256)``; the size must divide by 256 and
+    ``|x|`` stay below ``limit`` (beyond it the fp16 super-block scale would overflow)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating torch.Tensor")
     if x.numel() % QK_K:
         raise ValueError(f"x must have a multiple of {QK_K} elements for {fmt}, got {x.numel()}")
-    return x.detach().float().reshape(-1, QK_K)
+    blocks = x.detach().float().reshape(-1, QK_K)
+    if bool((blocks.abs() > limit).any()):  # NaN passes here and is caught by quantize
+        raise ValueError(f"x is too large for {fmt}: |x| must stay below {limit:.3g}, or the "
+                         "super-block scale overflows float16")
+    return blocks
+
+
+def _fp16_scale(v: torch.Tensor, fmt: str) -> torch.Tensor:
+    """``v`` rounded to fp16 (as stored), back in float32; an error if it overflows fp16."""
+    v16 = v.half()
+    if not bool(torch.isfinite(v16).all()):
+        raise ValueError(f"x is too large for {fmt}: a super-block scale overflows float16")
+    return v16.float()
 
 
 def _signed_extreme(x: torch.Tensor) -> torch.Tensor:
@@ -302,14 +315,14 @@ def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     >>> b.shape, round(float((dequantize_q6_k(b) - x).abs().max()), 4)
     (torch.Size([1, 210]), 0.0129)
     """
-    blocks = _super_blocks(x, "Q6_K")  # (n, 256)
+    blocks = _super_blocks(x, "Q6_K", limit=65504 * 128 * 32)  # (n, 256); d = ~x_max/4096
     n = blocks.shape[0]
     s = _search_sub_block_scales(blocks.reshape(-1, 16), search).reshape(n, 16)  # (n, 16)
     s_max = _signed_extreme(s)  # (n, 1)
     empty = s_max.abs() < GROUP_MAX_EPS  # all-zero super-block
     d = torch.where(empty, 1.0, s_max / -128)  # the format's rule: s_max -> code -128
     sigma = _codes(s, d, -128, 127)  # (n, 16) int8 sub-block scales
-    d16 = torch.where(empty, 0.0, d).half().float()  # the stored d
+    d16 = _fp16_scale(torch.where(empty, 0.0, d), "Q6_K")  # the stored d
     step = (d16 * sigma).reshape(-1, 1)  # (n*16, 1): effective step of each sub-block
     sub = blocks.reshape(-1, 16)
     dead = step == 0  # scale rounded to 0: store code 32 (decodes to 0)
@@ -407,7 +420,7 @@ def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
     >>> round(float((dequantize_q4_k(quantize_q4_k(x)) - x).abs().max()), 4)
     0.0316
     """
-    blocks = _super_blocks(x, "Q4_K")  # (n, 256)
+    blocks = _super_blocks(x, "Q4_K", limit=65504 * 63 * 15 / 2)  # (n, 256); d ~ range/945
     n = blocks.shape[0]
     sub = blocks.reshape(-1, 32)  # (n*8, 32)
     w = (sub * sub).mean(1, keepdim=True).sqrt() + sub.abs()  # importance of each weight
@@ -416,7 +429,7 @@ def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
     d, dmin = s_max / 63, m_max / 63  # the format's rule: the largest maps to code 63
     sc = _codes(s, torch.where(d > 0, d, 1.0), 0, 63)  # (n, 8) 6-bit scales
     mn = _codes(m, torch.where(dmin > 0, dmin, 1.0), 0, 63)
-    d16, dmin16 = d.half().float(), dmin.half().float()
+    d16, dmin16 = _fp16_scale(d, "Q4_K"), _fp16_scale(dmin, "Q4_K")  # as stored
     step = (d16 * sc).reshape(-1, 1)  # (n*8, 1)
     dead = step == 0  # scale 0: every value decodes to -dmin m; store code 0
     q = _codes(torch.where(dead, 0.0, sub + (dmin16 * mn).reshape(-1, 1)),
