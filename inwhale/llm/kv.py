@@ -20,9 +20,9 @@ head:
   over groups of ``group_size`` consecutive channels). A new token can be quantized on arrival.
 * **per channel** (``axis="channel"``): one pair per channel, over the tokens. Keys have a few
   *outlier channels* whose magnitude is large for every token; a per-token scale lets them set
-  the step for the whole token, a per-channel scale isolates them. KIVI
-  :cite:`liu2024kivi` and KVQuant :cite:`hooper2024kvquant` quantize keys per channel and
-  values per token.
+  the step for the whole token, a per-channel scale isolates them. KIVI (Liu et al., 2024,
+  "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache") and KVQuant (Hooper et
+  al., 2024) quantize keys per channel and values per token.
 
 What this module simulates, and what it does not
 ------------------------------------------------
