@@ -132,6 +132,12 @@ def test_bad_arguments(tmp_path) -> None:
     save_quantized(model, path, bits=4, group_size=32)
     with pytest.raises(ValueError, match="does not match"):
         load_quantized(path, tiny_llama(hidden=32))
+    with pytest.raises(ValueError, match="does not match"):  # one layer fewer than the file
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        load_quantized(path, LlamaForCausalLM(LlamaConfig(
+            vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+            num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)))
     with pytest.raises(FileNotFoundError, match="path"):
         load_quantized(tmp_path / "nope.safetensors", model)
     save_float(model, tmp_path / "plain.safetensors")
@@ -139,3 +145,17 @@ def test_bad_arguments(tmp_path) -> None:
         load_quantized(tmp_path / "plain.safetensors", model)
     with pytest.raises(TypeError, match="model"):
         load_quantized(path, "llama")
+
+
+def test_plain_module_and_extra_tensors(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 8), nn.LayerNorm(8))
+    path = tmp_path / "seq.safetensors"
+    info = save_quantized(model, path, bits=8, group_size=64, skip=())
+    assert info["bits_per_weight"] == info["theoretical_bits_per_weight"] == 8 + 24 / 64
+    loaded = load_quantized(path, nn.Sequential(nn.Linear(64, 8), nn.LayerNorm(8)))
+    x = torch.randn(3, 64)
+    fq = fake_quantize_for_storage_(copy.deepcopy(model), bits=8, group_size=64, skip=())
+    assert torch.equal(loaded(x), fq(x))
+    with pytest.raises(ValueError, match=r"the file's \['1.bias', '1.weight'\]"):
+        load_quantized(path, nn.Sequential(nn.Linear(64, 8)))

@@ -283,6 +283,10 @@ def load_quantized(path: str | os.PathLike,
     missing = [k for k in state if k not in tensors]
     if missing:
         raise ValueError(f"model does not match the file: {missing[:3]} not in the file")
+    packed = {f"{n}.{k}" for n in record["linears"] for k in ("qweight", "scales", "qzeros")}
+    extra = [k for k in tensors if k not in state and k not in packed]
+    if extra:
+        raise ValueError(f"model does not match the file: the file's {extra[:3]} are not in it")
     for name, t in state.items():
         if t.shape != tensors[name].shape:
             raise ValueError(f"model does not match the file: {name} is {tuple(t.shape)}, "
