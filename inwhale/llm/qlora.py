@@ -165,7 +165,7 @@ class QLoRALinear(NF4Linear):
         alpha: ``α > 0``; the update is scaled by ``α / r``.
         init: ``"kaiming"`` (``A`` Kaiming-uniform with ``a = √5``, as ``nn.Linear`` and
             the LoRA reference code) or ``"gaussian"`` (``A ~ N(0, 1/r²)``).
-        generator: optional ``torch.Generator`` for a reproducible ``A``.
+        generator: optional CPU ``torch.Generator`` for a reproducible ``A``.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -180,12 +180,12 @@ class QLoRALinear(NF4Linear):
             raise ValueError(f"init must be 'kaiming' or 'gaussian', got {init!r}")
         super().__init__(weight, bias, block_size=block_size, double_quant=double_quant)
         self.rank, self.alpha, self.scaling = rank, float(alpha), float(alpha) / rank
-        a = torch.empty(rank, self.in_features, device=weight.device)
+        a = torch.empty(rank, self.in_features)  # drawn on the CPU (generator), then moved
         if init == "kaiming":
             nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)
         else:
             nn.init.normal_(a, std=1 / rank, generator=generator)
-        self.lora_A = nn.Parameter(a)  # (r, I)
+        self.lora_A = nn.Parameter(a.to(weight.device))  # (r, I)
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, device=weight.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
