@@ -50,7 +50,12 @@ from inwhale.core.affine import fake_quantize
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, qparams_from_range
 from inwhale.llm.gptq import decoder_blocks, rtn_weight
-from inwhale.llm.harness import calibration_batches, for_each_linear_input, norm_linear_pairs
+from inwhale.llm.harness import (
+    LastInputMemo,
+    calibration_batches,
+    for_each_linear_input,
+    norm_linear_pairs,
+)
 
 __all__ = [
     "awq_clip_qparams",
@@ -78,11 +83,13 @@ def collect_awq_stats(
     """``{name: (H = XᵀX/n, mean|X| per channel)}`` for each linear, from one pass."""
     sums: dict[str, list] = {}
 
+    stats = LastInputMemo(lambda x: (x.float().T @ x.float(), x.float().abs().sum(0)))
+
     def accumulate(name: str, x: torch.Tensor) -> None:
-        x = x.float()
+        xtx, xabs = stats(x)                                   # q/k/v share one product
         acc = sums.setdefault(name, [0, 0, 0])
-        acc[0] = acc[0] + x.T @ x
-        acc[1] = acc[1] + x.abs().sum(0)
+        acc[0] = acc[0] + xtx
+        acc[1] = acc[1] + xabs
         acc[2] += x.shape[0]
 
     for_each_linear_input(model, names, batches, accumulate, batch_size)

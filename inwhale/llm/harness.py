@@ -38,12 +38,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "LastInputMemo",
     "NormLinears",
     "PerplexityResult",
     "calibration_batches",
@@ -403,6 +405,33 @@ def _resolve_linears(
 
 
 @torch.no_grad()
+class LastInputMemo:
+    """``f(x)``, recomputed only when ``x`` is not the tensor seen last.
+
+    Linears that read the same input (q/k/v after one norm, gate/up after another) receive
+    the same tensor one after the other; statistics such as ``xᵀx`` need computing once.
+    The memo holds a reference to the last ``x``, so while it is alive no other tensor can
+    share its storage address: equal ``data_ptr``, shape, stride and dtype mean the same data.
+
+    >>> memo = LastInputMemo(lambda x: x.T @ x)
+    >>> x = torch.ones(4, 2)
+    >>> a, b = memo(x), memo(x.view(4, 2))        # the second call is served from the memo
+    >>> a is b, memo.calls
+    (True, 1)
+    """
+
+    def __init__(self, f: Callable[[torch.Tensor], Any]) -> None:
+        self.f, self.x, self.value, self.calls = f, None, None, 0
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        last = self.x
+        if last is None or not (x.data_ptr() == last.data_ptr() and x.shape == last.shape
+                                and x.stride() == last.stride() and x.dtype == last.dtype):
+            self.x, self.value = x, self.f(x)
+            self.calls += 1
+        return self.value
+
+
 def for_each_linear_input(
     model: nn.Module,
     names: Iterable[str] | Mapping[str, nn.Module],
