@@ -30,6 +30,11 @@ def test_bits_per_weight_hand_count():
         8 + sum(o * 16 for o, _ in sizes) / total)
 
 
+@pytest.fixture(autouse=True)
+def results_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("INWHALE_RESULTS", str(tmp_path / "results"))
+
+
 def test_results_table_rows_and_sanity():
     model = tiny_llama()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -58,3 +63,30 @@ def test_bad_arguments_name_the_argument():
         results_table(model, ids, ids, kv_bits=(1,))
     with pytest.raises(ValueError, match="group_size"):
         results_table(model, ids, ids, group_size=0)
+    with pytest.raises(ValueError, match="families"):
+        results_table(model, ids, ids, families=("weights",))
+
+
+def test_stored_rows_are_reused_only_for_identical_inputs(monkeypatch):
+    import inwhale.llm.results as res
+
+    model = tiny_llama(seed=2)
+    ids = torch.randint(0, 128, (1024,), generator=torch.Generator().manual_seed(3))
+    kw = dict(bits=(3,), group_size=32, kv_bits=(4,), context_len=64, n_samples=4, seq_len=64,
+              families=("weight-only", "KV cache"), methods=("RTN", "HQQ",
+                                                             "K per-channel, V per-token, 4 bits"))
+    first = res.results_table(model, ids[:512], ids[512:], **kw)
+    assert [r.method for r in first] == ["float", "RTN", "HQQ",
+                                         "K per-channel, V per-token, 4 bits"]
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed a stored row")
+
+    monkeypatch.setattr(res, "perplexity", boom)
+    again = res.results_table(model, ids[:512], ids[512:], **kw)
+    assert again == first                                  # all four served from the store
+    with pytest.raises(AssertionError, match="recomputed"):
+        res.results_table(model, ids[:512], ids[520:], **kw)   # other eval tokens: new rows
+    other = tiny_llama(seed=5)
+    with pytest.raises(AssertionError, match="recomputed"):
+        res.results_table(other, ids[:512], ids[512:], **kw)   # other weights: new rows

@@ -21,15 +21,23 @@ scale and zero point per group (:func:`inwhale.llm.rtn.bits_per_weight`), averag
 linears weighted by size. The baseline is float32 as held in memory (32); the embedding / tied
 output head is never quantized by these methods and is not counted.
 
-Cost: one perplexity evaluation per row (~19 rows), one calibration pass, and two GPTQ solves.
+Cost: one perplexity evaluation per row (19 rows), one calibration pass, two GPTQ, AWQ and
+HQQ runs each — several minutes on a laptop CPU. Rows are therefore stored on disk
+(:func:`results_dir`), keyed by a hash of the code, the model's weights, the token ids and the
+settings: the method chapters measure their own rows with this function, and the closing
+chapter reuses them. A stored row is only ever reused for identical inputs and code.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -45,7 +53,18 @@ from inwhale.llm.rotation import rotate_model_
 from inwhale.llm.rtn import bits_per_weight
 from inwhale.llm.smoothquant import smoothquant_quantize_
 
-__all__ = ["ResultRow", "block_linear_bits", "format_table", "results_table", "rows_as_dicts"]
+__all__ = [
+    "FAMILIES",
+    "WEIGHT_METHODS",
+    "ResultRow",
+    "block_linear_bits",
+    "code_fingerprint",
+    "format_table",
+    "model_fingerprint",
+    "results_dir",
+    "results_table",
+    "rows_as_dicts",
+]
 
 
 @dataclass
@@ -101,6 +120,75 @@ def _check_args(bits: tuple[int, ...], kv_bits: tuple[int, ...], group_size: int
         raise ValueError(f"group_size must be a positive int, got {group_size!r}")
 
 
+WEIGHT_METHODS = ("RTN", "GPTQ", "AWQ", "HQQ", "rotation + RTN")
+FAMILIES = ("weight-only", "W8A8", "KV cache")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of every ``inwhale/**/*.py`` file: stored rows are reused only for this code."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer (names, shapes and values, as float32 bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def results_dir() -> Path:
+    """Where measured rows are stored: ``$INWHALE_RESULTS`` or ``<cache>/results``."""
+    if os.environ.get("INWHALE_RESULTS"):
+        return Path(os.environ["INWHALE_RESULTS"]).expanduser()
+    from inwhale.data.smollm2 import cache_root
+
+    return cache_root() / "results"
+
+
+class _Store:
+    """One JSON file per measured row, named by a hash of everything the number depends on:
+    the code, the model's weights, the token ids, and the row's own settings."""
+
+    def __init__(self, enabled: bool, model: nn.Module, calib_ids: torch.Tensor,
+                 eval_ids: torch.Tensor, settings: dict) -> None:
+        self.enabled = enabled
+        if enabled:
+            h = hashlib.sha256()
+            for part in (code_fingerprint(), model_fingerprint(model),
+                         json.dumps(settings, sort_keys=True)):
+                h.update(part.encode())
+            for ids in (calib_ids, eval_ids):
+                h.update(ids.detach().cpu().numpy().astype("int64").tobytes())
+            self.base = h.hexdigest()
+            self.dir = results_dir()
+
+    def _path(self, family: str, method: str, setting: str) -> Path:
+        key = hashlib.sha256(f"{self.base}|{family}|{method}|{setting}".encode()).hexdigest()
+        return self.dir / f"{key[:32]}.json"
+
+    def get(self, family: str, method: str, setting: str) -> ResultRow | None:
+        if not self.enabled:
+            return None
+        path = self._path(family, method, setting)
+        return ResultRow(**json.loads(path.read_text())) if path.exists() else None
+
+    def put(self, row: ResultRow) -> None:
+        if not self.enabled:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._path(row.family, row.method, row.setting)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(row)))
+        tmp.replace(path)                        # atomic: parallel chapters may write it too
+
+
 @torch.no_grad()
 def results_table(
     model: nn.Module,
@@ -113,10 +201,19 @@ def results_table(
     context_len: int = 512,
     n_samples: int = 8,
     seq_len: int = 256,
+    families: tuple[str, ...] = FAMILIES,
+    methods: tuple[str, ...] | None = None,
+    store: bool = True,
     progress: bool = False,
     on_row: Callable[[ResultRow], None] | None = None,
 ) -> list[ResultRow]:
-    """Run every Part VI method on copies of ``model`` and measure each one's perplexity.
+    """Run Part VI's methods on copies of ``model`` and measure each one's perplexity.
+
+    Every row is stored on disk (:func:`results_dir`) under a hash of the code, the model's
+    weights, the token ids and the settings, and reused when asked for again with exactly
+    those. The method chapters call this function for their own rows; the closing chapter
+    then finds them already measured, and computes only what is missing (the numbers are
+    the same either way: the same function computes them).
 
     Args:
         model: the float causal LM; it is never modified (each method gets a deep copy).
@@ -126,77 +223,121 @@ def results_table(
         group_size: input columns per scale and zero point for the weight-only rows.
         kv_bits: bit widths for the KV-cache rows.
         context_len: evaluation window.
+        families: which families of rows to measure (the baseline always comes first).
+        methods: if given, only rows whose method is listed (e.g. ``("RTN", "GPTQ")``).
+        store: read and write stored rows; ``False`` always recomputes and writes nothing.
         progress: tqdm bars inside the methods.
-        on_row: called with each row as soon as it is measured (e.g. ``print``).
+        on_row: called with each row as soon as it is available (e.g. ``print``).
 
     Returns:
         The rows in the order listed in the module docstring.
     """
     _check_args(tuple(bits), tuple(kv_bits), group_size)
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"families must be a subset of {FAMILIES}, got {sorted(unknown)}")
+    settings = dict(group_size=group_size, context_len=context_len, n_samples=n_samples,
+                    seq_len=seq_len)
+    db = _Store(store, model, calib_ids, eval_ids, settings)
     rows: list[ResultRow] = []
+    lazy: dict[str, object] = {}
 
-    def add(family: str, method: str, setting: str, m: nn.Module, bpw: float,
-            seconds: float) -> None:
-        r = perplexity(m, eval_ids, context_len=context_len, progress=False)
-        row = ResultRow(family, method, setting, r.ppl, bpw, seconds, r.n_tokens, r.context_len)
+    def wanted(method: str) -> bool:
+        return methods is None or method in methods
+
+    def measure(family: str, method: str, setting: str, bpw: float,
+                build: Callable[[], tuple[nn.Module, float]]) -> None:
+        row = db.get(family, method, setting)
+        if row is None:
+            m, seconds = build()
+            r = perplexity(m, eval_ids, context_len=context_len, progress=False)
+            row = ResultRow(family, method, setting, r.ppl, bpw, seconds, r.n_tokens,
+                            r.context_len)
+            db.put(row)
         rows.append(row)
         if on_row is not None:
             on_row(row)
 
-    def run(method: Callable[..., object], base: nn.Module = model, **kw: object
-            ) -> tuple[nn.Module, float]:
-        m = copy.deepcopy(base)
-        t0 = time.perf_counter()
-        method(m, **kw)
-        return m, time.perf_counter() - t0
+    def copy_and(method: Callable[..., object], base: nn.Module | None = None,
+                 **kw: object) -> Callable[[], tuple[nn.Module, float]]:
+        def build() -> tuple[nn.Module, float]:
+            m = copy.deepcopy(model if base is None else base())
+            t0 = time.perf_counter()
+            method(m, **kw)
+            return m, time.perf_counter() - t0
+        return build
 
-    add("baseline", "float", "as loaded (float32)", model, 32.0, 0.0)
+    def stats() -> dict:              # one calibration pass, shared by GPTQ and AWQ
+        if "stats" not in lazy:
+            t0 = time.perf_counter()
+            batches = calibration_batches(calib_ids, n_samples, seq_len)
+            lazy["stats"] = collect_awq_stats(model, list(find_linears(model)), batches)
+            lazy["stats_s"] = time.perf_counter() - t0
+        return lazy["stats"]
 
-    linears = list(find_linears(model))
-    t0 = time.perf_counter()
-    stats = collect_awq_stats(model, linears, calibration_batches(calib_ids, n_samples, seq_len))
-    hessians = {n: 2 * h for n, (h, _) in stats.items()}
-    stats_s = time.perf_counter() - t0
-    rotated, rot_s = run(rotate_model_, seed=0)
-    for b in bits:
-        bpw = block_linear_bits(model, b, group_size)
-        setting = f"W{b} g{group_size}"
-        common = dict(bits=b, group_size=group_size, progress=progress)
-        m, s = run(rtn_quantize_, calib_ids=None, **common)
-        add("weight-only", "RTN", setting, m, bpw, s)
-        m, s = run(gptq_quantize_, calib_ids=None, hessians=hessians, **common)
-        add("weight-only", "GPTQ", setting, m, bpw, s + stats_s)
-        m, s = run(awq_quantize_, calib_ids=None, stats=stats, **common)
-        add("weight-only", "AWQ", setting, m, bpw, s + stats_s)
-        m, s = run(hqq_quantize_, **common)
-        add("weight-only", "HQQ", setting, m, bpw, s)
-        m, s = run(rtn_quantize_, base=rotated, calib_ids=None, **common)
-        add("weight-only", "rotation + RTN", setting, m, bpw, s + rot_s)
-        del m
+    def rotated() -> nn.Module:
+        if "rotated" not in lazy:
+            m = copy.deepcopy(model)
+            rotate_model_(m, seed=0)
+            lazy["rotated"] = m
+        return lazy["rotated"]
 
-    w8 = block_linear_bits(model, 8, None, symmetric=True)
-    for label, method, kw in (
-        ("naive (per-tensor acts)", w8a8_quantize_, dict(act_granularity="tensor")),
-        ("per-token acts", w8a8_quantize_, dict(act_granularity="token")),
-        ("SmoothQuant α=0.5", smoothquant_quantize_,
-         dict(calib_ids=calib_ids, alpha=0.5, n_samples=n_samples, seq_len=seq_len)),
-        ("LLM.int8() τ=6", llm_int8_quantize_, dict(threshold=6.0)),
-    ):
-        m, s = run(method, progress=progress, **kw)
-        add("W8A8", label, "W8 per-channel, A8", m, w8, s)
-        del m
+    measure("baseline", "float", "as loaded (float32)", 32.0, lambda: (model, 0.0))
 
-    layers, kv_heads, head_dim = kv_dims(model.config)
-    fp16 = kv_bytes_per_token(layers, kv_heads, head_dim)
-    for b in kv_bits:
-        per_token = kv_bytes_per_token(layers, kv_heads, head_dim, KVSpec(b, "channel"),
-                                       KVSpec(b, "token"))
-        handle = quantize_kv_(model, bits=b, keys="channel", values="token")
-        try:
-            add("KV cache", f"K per-channel, V per-token, {b} bits",
-                f"{per_token:,.0f} bytes/token (fp16: {fp16:,.0f})", model, 32.0, 0.0)
-        finally:
-            handle.remove()
+    if "weight-only" in families:
+        for b in bits:
+            bpw = block_linear_bits(model, b, group_size)
+            setting = f"W{b} g{group_size}"
+            common = dict(bits=b, group_size=group_size, progress=progress)
+
+            def gptq(m: nn.Module, **kw: object) -> None:
+                gptq_quantize_(m, None, hessians={n: 2 * h for n, (h, _) in stats().items()},
+                               **kw)
+
+            def awq(m: nn.Module, **kw: object) -> None:
+                awq_quantize_(m, None, stats=stats(), **kw)
+
+            for name, build in (
+                ("RTN", copy_and(rtn_quantize_, calib_ids=None, **common)),
+                ("GPTQ", copy_and(gptq, **common)),
+                ("AWQ", copy_and(awq, **common)),
+                ("HQQ", copy_and(hqq_quantize_, **common)),
+                ("rotation + RTN", copy_and(rtn_quantize_, base=rotated, calib_ids=None,
+                                            **common)),
+            ):
+                if wanted(name):
+                    measure("weight-only", name, setting, bpw, build)
+
+    if "W8A8" in families:
+        w8 = block_linear_bits(model, 8, None, symmetric=True)
+        for label, method, kw in (
+            ("naive (per-tensor acts)", w8a8_quantize_, dict(act_granularity="tensor")),
+            ("per-token acts", w8a8_quantize_, dict(act_granularity="token")),
+            ("SmoothQuant α=0.5", smoothquant_quantize_,
+             dict(calib_ids=calib_ids, alpha=0.5, n_samples=n_samples, seq_len=seq_len)),
+            ("LLM.int8() τ=6", llm_int8_quantize_, dict(threshold=6.0)),
+        ):
+            if wanted(label):
+                measure("W8A8", label, "W8 per-channel, A8", w8,
+                        copy_and(method, progress=progress, **kw))
+
+    if "KV cache" in families:
+        layers, kv_heads, head_dim = kv_dims(model.config)
+        fp16 = kv_bytes_per_token(layers, kv_heads, head_dim)
+        for b in kv_bits:
+            label = f"K per-channel, V per-token, {b} bits"
+            if not wanted(label):
+                continue
+            per_token = kv_bytes_per_token(layers, kv_heads, head_dim, KVSpec(b, "channel"),
+                                           KVSpec(b, "token"))
+
+            def with_kv(b: int = b) -> tuple[nn.Module, float]:
+                m = copy.deepcopy(model)
+                quantize_kv_(m, bits=b, keys="channel", values="token")
+                return m, 0.0
+
+            measure("KV cache", label, f"{per_token:,.0f} bytes/token (fp16: {fp16:,.0f})",
+                    32.0, with_kv)
     return rows
 
 
