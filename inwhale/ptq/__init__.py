@@ -5,6 +5,7 @@
 * :mod:`~inwhale.ptq.integer` — integer-only inference with fixed-point requantization
 * :mod:`~inwhale.ptq.bias_correction`, :mod:`~inwhale.ptq.cle`, :mod:`~inwhale.ptq.adaround`,
   :mod:`~inwhale.ptq.smoothing`, :mod:`~inwhale.ptq.progressive` — error correction
+* :mod:`~inwhale.ptq.decompose` — SVD, Tucker-2 and CP factorizations with quantized factors
 """
 
 from inwhale.ptq.adaround import adaround_
