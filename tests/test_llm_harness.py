@@ -180,3 +180,14 @@ def test_smollm2_absmax_shows_outlier_channels(smollm2):
     absmax = linear_input_absmax(model, [name], calibration_batches(calib, 2, 32))[name]
     assert absmax.shape == (576,) and torch.isfinite(absmax).all()
     assert absmax.max() > 5 * absmax.median()  # a few channels dominate, as in every LLM
+
+
+def test_for_each_linear_input_runs_without_autograd():
+    """Statistics hooks must see tensors that do not require grad (no graph is built)."""
+    from inwhale.llm.harness import for_each_linear_input
+
+    net = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 4))
+    seen = []
+    for_each_linear_input(net, ["1"], torch.zeros(2, 3, dtype=torch.long),
+                          lambda n, x: seen.append(x.requires_grad))
+    assert seen and not any(seen)

@@ -404,7 +404,6 @@ def _resolve_linears(
     return chosen  # type: ignore[return-value]
 
 
-@torch.no_grad()
 class LastInputMemo:
     """``f(x)``, recomputed only when ``x`` is not the tensor seen last.
 
@@ -432,6 +431,7 @@ class LastInputMemo:
         return self.value
 
 
+@torch.no_grad()
 def for_each_linear_input(
     model: nn.Module,
     names: Iterable[str] | Mapping[str, nn.Module],
