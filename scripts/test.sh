@@ -116,7 +116,13 @@ want unit && run_step unit unit_step
 # --------------------------------------------------------------------------- notebooks
 notebooks_step() {
     python scripts/stage_book.py --dest "$STAGE" || return 1
-    mapfile -t nbs < <(find "$STAGE/book" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+    # Order matters with two workers (pytest-xdist hands out notebooks in this order): the
+    # LLM chapters of Part VI first (the longest, so the two workers finish together), the
+    # closing results chapter last (it reuses the rows those chapters stored; see
+    # inwhale.llm.results), everything else in between.
+    mapfile -t nbs < <(find "$STAGE/book" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' \
+        | sort | awk '/\/part6\/10_results/ {last=$0; next} /\/part6\// {print; next}
+                      {rest[n++]=$0} END {for (i = 0; i < n; i++) print rest[i]; if (last) print last}')
     if [ ${#nbs[@]} -eq 0 ]; then
         echo "[notebooks] no notebooks under book/ yet"
         return 0
