@@ -163,9 +163,21 @@ if want book; then
 fi
 
 # --------------------------------------------------------------------------- browser
+browser_tests() {
+    # The live Voila test runs first, in a pytest process of its own: after the other browser
+    # tests in the same process it stalled on every attempt in two clean CI runs (Voila's
+    # page never drew the widget), while on its own it passed every time.
+    pytest_allow_empty tests/test_browser_live.py -m browser -p no:cacheprovider -v
+    local live=$?
+    pytest_allow_empty tests -m browser --ignore=tests/test_browser_live.py \
+        -p no:cacheprovider -v
+    local rest=$?
+    [ $live -eq 0 ] && [ $rest -eq 0 ]
+}
+
 if want browser; then
     if [ -f _build/html/index.html ]; then
-        run_step browser pytest_allow_empty tests -m browser -p no:cacheprovider -v
+        run_step browser browser_tests
     else
         echo "[browser] no built book, browser tests not run"
         SUMMARY+=("browser SKIPPED"); FAILED+=("browser(no book)")
