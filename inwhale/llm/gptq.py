@@ -55,9 +55,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from inwhale.core.affine import fake_quantize, fake_quantize_view
+from inwhale.core.affine import fake_quantize_view
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
+from inwhale.llm import rtn as _rtn
 from inwhale.llm.harness import (
     LastInputMemo,
     _forward_logits,
@@ -100,9 +101,7 @@ def rtn_weight(
     tensor([[ 0.0000,  0.4000,  0.6667, -1.3333]])
     """
     _check_bits_group(bits, group_size, W.shape[-1])
-    gran = PerAxis(0) if group_size is None else PerGroup(group_size)
-    qp = choose_qparams(W, bits=bits, symmetric=symmetric, granularity=gran)
-    return fake_quantize(W, qp)
+    return _rtn.rtn_weight(W, bits, group_size, 0, symmetric)   # the one RTN of the package
 
 
 @dataclass
