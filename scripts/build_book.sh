@@ -9,7 +9,8 @@ T0=$(date +%s)
 # shellcheck disable=SC1091
 source scripts/env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-export MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
+export PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
+unset MPLBACKEND  # ipykernel's inline backend draws the figures only when MPLBACKEND is unset
 
 python scripts/make_toc.py
 python scripts/make_api.py

@@ -90,7 +90,11 @@ fi
 SUMMARY+=("env $(( $(date +%s) - t0 ))s")
 STEP_TIMES+=(env "$(( $(date +%s) - t0 )).0")
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-export MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
+export PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
+# No MPLBACKEND for the kernels: ipykernel installs matplotlib's inline backend only when
+# MPLBACKEND is unset, and under "Agg" every plt.show() in a chapter shows nothing (no figure
+# in the built book, no plot under the live Voila slider). The unit step sets Agg itself.
+unset MPLBACKEND
 
 want chromium && run_step chromium bash scripts/ensure_chromium.sh
 python scripts/make_toc.py
@@ -107,7 +111,7 @@ unit_step() {
     threads=$(( cores / workers )); [ "$threads" -lt 1 ] && threads=1
     local xdist=()
     [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadfile)
-    OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
+    MPLBACKEND=Agg OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
         pytest_allow_empty tests inwhale --doctest-modules -m "not browser" \
         -p no:cacheprovider -q "${xdist[@]}" --durations=10
 }
@@ -164,13 +168,10 @@ fi
 
 # --------------------------------------------------------------------------- browser
 browser_tests() {
-    # tests/test_browser_live.py (a chapter served by Voila, its slider moved with a running
-    # kernel) is not part of this command: in two clean CI runs Voila 0.5 stalled on the
-    # chapter's widget cell on every attempt (upstream voila-dashboards/voila#1322, #1428),
-    # although the same test passes when run by hand. Run it with
-    #   CI=true OMP_NUM_THREADS=1 .venv/bin/pytest -n0 -m browser tests/test_browser_live.py
-    pytest_allow_empty tests -m browser --ignore=tests/test_browser_live.py \
-        -p no:cacheprovider -v
+    # The built pages (test_browser_book/widgets) and the live test (test_browser_live: a
+    # chapter served by Voila, its slider moved with a running kernel). One BLAS thread.
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+        pytest_allow_empty tests -m browser -p no:cacheprovider -v
 }
 
 if want browser; then

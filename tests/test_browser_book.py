@@ -15,6 +15,7 @@ Fixtures (the Chromium instance, the local server) come from ``test_browser_widg
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -26,6 +27,17 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_HTML = ROOT / "_build" / "html"
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _figure_cells(notebook: Path) -> int:
+    """Code cells of ``notebook`` that make a matplotlib figure outside any function.
+
+    Each of them must leave at least one figure image on the built page (the inline backend
+    shows a figure at the end of its cell); figures drawn inside functions belong to sliders.
+    """
+    made = re.compile(r"^\S.*\bplt\.(subplots|figure|subplot_mosaic)\(", re.MULTILINE)
+    cells = json.loads(notebook.read_text())["cells"]
+    return sum(bool(made.search("".join(c["source"]))) for c in cells if c["cell_type"] == "code")
 
 
 def _chapters() -> list[Path]:
@@ -57,6 +69,11 @@ def test_chapter_page(browser, book, chapter):  # noqa: F811
     )
     assert not broken, f"{rel}: images that did not load: {broken}"
     assert page.evaluate("() => document.images.length") > 0, f"{rel}: no figures at all"
+    # static figures: one per figure-making cell at least (none at all when the kernels ran
+    # with MPLBACKEND=Agg, which the pages' logos and animations alone would not reveal)
+    figures = page.locator(".cell_output img:not([id^='_anim_img'])").count()
+    expected = _figure_cells(ROOT / rel)
+    assert figures >= expected, f"{rel}: {figures} figure images, {expected} figure cells"
 
     # math: MathJax 3 turns every math span into an mjx-container
     if page.locator(".math").count():
