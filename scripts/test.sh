@@ -93,7 +93,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export PYDEVD_DISABLE_FILE_VALIDATION=1 TOKENIZERS_PARALLELISM=false
 # No MPLBACKEND for the kernels: ipykernel installs matplotlib's inline backend only when
 # MPLBACKEND is unset, and under "Agg" every plt.show() in a chapter shows nothing (no figure
-# in the built book, no plot under the live Voila slider). The unit step sets Agg itself.
+# in the built book, no plot under a live slider). The unit step sets Agg itself.
 unset MPLBACKEND
 
 want chromium && run_step chromium bash scripts/ensure_chromium.sh
@@ -141,12 +141,16 @@ notebooks_step() {
     echo "[notebooks] ${#nbs[@]} notebook(s), $workers worker(s) x $threads thread(s)," \
          "timeout ${INWHALE_NB_TIMEOUT:-600}s per cell"
     rm -f _build/nbmake-junit.xml
+    # -p nbclient_poll: kernel replies are polled in one-second slices (a missed wake-up
+    # once held a chapter idle for the whole 600 s cell timeout; scripts/nbclient_poll.py).
+    PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" \
     OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
-        python -m pytest --nbmake --nbmake-timeout="${INWHALE_NB_TIMEOUT:-600}" --overwrite \
+        python -m pytest -p nbclient_poll --nbmake --nbmake-timeout="${INWHALE_NB_TIMEOUT:-600}" --overwrite \
         -p no:cacheprovider "${xdist[@]}" -q --junitxml=_build/nbmake-junit.xml \
         "${nbs[@]}"
     local rc=$?
-    python scripts/nb_report.py _build/nbmake-junit.xml --json _build/timings/notebooks.json
+    python scripts/nb_report.py _build/nbmake-junit.xml --json _build/timings/notebooks.json \
+        --executed "$STAGE"
     return $rc
 }
 want notebooks && run_step notebooks notebooks_step
@@ -169,7 +173,7 @@ fi
 # --------------------------------------------------------------------------- browser
 browser_tests() {
     # The built pages (test_browser_book/widgets) and the live test (test_browser_live: a
-    # chapter served by Voila, its slider moved with a running kernel). One BLAS thread.
+    # chapter run in JupyterLab, its slider moved with a running kernel). One BLAS thread.
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
         pytest_allow_empty tests -m browser -p no:cacheprovider -v
 }

@@ -77,7 +77,9 @@ class ResultRow:
         setting: e.g. ``"W3 g128"`` or ``"K per-channel / V per-token, 4 bits"``.
         ppl: perplexity on ``n_tokens`` scored tokens in windows of ``context_len``.
         bits_per_weight: stored bits per weight of the block linears (codes + fp16 scales).
-        seconds: wall time of the quantization step (not the evaluation).
+        seconds: wall time of the quantization (not the evaluation), including the work it
+            needs first: the calibration pass that GPTQ and AWQ share (counted in full for
+            each), and the rotation of the weights for ``rotation + RTN``.
     """
 
     family: str
@@ -259,12 +261,19 @@ def results_table(
             on_row(row)
 
     def copy_and(method: Callable[..., object], base: nn.Module | None = None,
+                 needs: Callable[[], float] | None = None,
                  **kw: object) -> Callable[[], tuple[nn.Module, float]]:
+        """A build step: copy the model (or ``base()``), quantize it with ``method``.
+
+        ``needs`` runs the shared work the method depends on (once for all methods) and
+        returns its seconds, which are added to this method's time.
+        """
         def build() -> tuple[nn.Module, float]:
+            before = needs() if needs is not None else 0.0
             m = copy.deepcopy(model if base is None else base())
             t0 = time.perf_counter()
             method(m, **kw)
-            return m, time.perf_counter() - t0
+            return m, before + time.perf_counter() - t0
         return build
 
     def stats() -> dict:              # one calibration pass, shared by GPTQ and AWQ
@@ -275,12 +284,22 @@ def results_table(
             lazy["stats_s"] = time.perf_counter() - t0
         return lazy["stats"]
 
+    def stats_seconds() -> float:
+        stats()
+        return lazy["stats_s"]
+
     def rotated() -> nn.Module:
         if "rotated" not in lazy:
+            t0 = time.perf_counter()
             m = copy.deepcopy(model)
             rotate_model_(m, seed=0)
             lazy["rotated"] = m
+            lazy["rotated_s"] = time.perf_counter() - t0
         return lazy["rotated"]
+
+    def rotation_seconds() -> float:
+        rotated()
+        return lazy["rotated_s"]
 
     measure("baseline", "float", "as loaded (float32)", 32.0, lambda: (model, 0.0))
 
@@ -299,11 +318,11 @@ def results_table(
 
             for name, build in (
                 ("RTN", copy_and(rtn_quantize_, calib_ids=None, **common)),
-                ("GPTQ", copy_and(gptq, **common)),
-                ("AWQ", copy_and(awq, **common)),
+                ("GPTQ", copy_and(gptq, needs=stats_seconds, **common)),
+                ("AWQ", copy_and(awq, needs=stats_seconds, **common)),
                 ("HQQ", copy_and(hqq_quantize_, **common)),
                 ("rotation + RTN", copy_and(rtn_quantize_, base=rotated, calib_ids=None,
-                                            **common)),
+                                            needs=rotation_seconds, **common)),
             ):
                 if wanted(name):
                     measure("weight-only", name, setting, bpw, build)
