@@ -30,12 +30,11 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import psutil
 import pytest
-from test_browser_widgets import _offline_page, browser  # noqa: F401 (fixture)
+from test_browser_widgets import _missing, _offline_page, browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -51,13 +50,8 @@ LINE = re.compile(r"live error: (\d+) bits, [^:]+: RMS error ([0-9.eE+-]+)")
 
 
 def _lab_or_skip() -> None:
-    if importlib.util.find_spec("jupyterlab") is not None:
-        return
-    msg = "JupyterLab is not installed in this Python: the live-kernel browser test cannot run."
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg)
-    warnings.warn(msg, stacklevel=2)
-    pytest.skip("SKIPPED LOUDLY: " + msg)
+    if importlib.util.find_spec("jupyterlab") is None:
+        _missing("JupyterLab is not installed in this Python: the live-kernel test cannot run.")
 
 
 def _free_port() -> int:

@@ -67,18 +67,21 @@ DEMO_CELLS = [
 ]
 
 
-def _chromium_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    msg = (
-        f"Chromium not found at {CHROMIUM}: browser tests cannot run. "
-        "Install it: apt-get install -y chromium chromium-driver (scripts/test.sh does this "
-        "when it runs as root on Debian)."
-    )
+def _missing(msg: str) -> None:
+    """A tool a browser test needs is missing: fail under CI=true, else skip loudly."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(msg)
-    warnings.warn(msg, stacklevel=2)
+    warnings.warn(msg, stacklevel=3)
     pytest.skip("SKIPPED LOUDLY: " + msg)
+
+
+def _chromium_or_skip() -> None:
+    if not CHROMIUM.exists():
+        _missing(
+            f"Chromium not found at {CHROMIUM}: browser tests cannot run. "
+            "Install it: apt-get install -y chromium chromium-driver (scripts/test.sh does "
+            "this when it runs as root on Debian)."
+        )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

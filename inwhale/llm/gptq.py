@@ -101,7 +101,7 @@ def rtn_weight(
     tensor([[ 0.0000,  0.4000,  0.6667, -1.3333]])
     """
     _check_bits_group(bits, group_size, W.shape[-1])
-    return _rtn.rtn_weight(W, bits, group_size, 0, symmetric)   # the one RTN of the package
+    return _rtn.rtn_weight(W, bits, group_size, axis=0, symmetric=symmetric)  # the one RTN
 
 
 @dataclass

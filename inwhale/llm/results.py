@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -242,7 +243,7 @@ def results_table(
                     seq_len=seq_len)
     db = _Store(store, model, calib_ids, eval_ids, settings)
     rows: list[ResultRow] = []
-    lazy: dict[str, object] = {}
+    lazy: dict[str, tuple[Any, float]] = {}  # shared work: (value, seconds)
 
     def wanted(method: str) -> bool:
         return methods is None or method in methods
@@ -260,46 +261,40 @@ def results_table(
         if on_row is not None:
             on_row(row)
 
-    def copy_and(method: Callable[..., object], base: nn.Module | None = None,
-                 needs: Callable[[], float] | None = None,
-                 **kw: object) -> Callable[[], tuple[nn.Module, float]]:
-        """A build step: copy the model (or ``base()``), quantize it with ``method``.
+    def make_stats() -> dict:         # one calibration pass, shared by GPTQ and AWQ
+        batches = calibration_batches(calib_ids, n_samples, seq_len)
+        return collect_awq_stats(model, list(find_linears(model)), batches)
 
-        ``needs`` runs the shared work the method depends on (once for all methods) and
-        returns its seconds, which are added to this method's time.
+    def make_rotated() -> nn.Module:
+        m = copy.deepcopy(model)
+        rotate_model_(m, seed=0)
+        return m
+
+    shared: dict[str, Callable[[], object]] = {"stats": make_stats, "rotated": make_rotated}
+
+    def once(key: str) -> tuple[Any, float]:
+        """``(shared[key](), its seconds)``, computed on the first call only."""
+        if key not in lazy:
+            t0 = time.perf_counter()
+            value = shared[key]()
+            lazy[key] = (value, time.perf_counter() - t0)
+        return lazy[key]
+
+    def copy_and(method: Callable[..., object], base: str | None = None,
+                 needs: str | None = None,
+                 **kw: object) -> Callable[[], tuple[nn.Module, float]]:
+        """A build step: copy the model (or the shared model ``base``), quantize it in place.
+
+        ``needs`` names shared work the method depends on (done once for all methods); its
+        seconds, and those of ``base``, are added to this method's time.
         """
         def build() -> tuple[nn.Module, float]:
-            before = needs() if needs is not None else 0.0
-            m = copy.deepcopy(model if base is None else base())
+            before = sum(once(k)[1] for k in (base, needs) if k is not None)
+            m = copy.deepcopy(model if base is None else once(base)[0])
             t0 = time.perf_counter()
             method(m, **kw)
             return m, before + time.perf_counter() - t0
         return build
-
-    def stats() -> dict:              # one calibration pass, shared by GPTQ and AWQ
-        if "stats" not in lazy:
-            t0 = time.perf_counter()
-            batches = calibration_batches(calib_ids, n_samples, seq_len)
-            lazy["stats"] = collect_awq_stats(model, list(find_linears(model)), batches)
-            lazy["stats_s"] = time.perf_counter() - t0
-        return lazy["stats"]
-
-    def stats_seconds() -> float:
-        stats()
-        return lazy["stats_s"]
-
-    def rotated() -> nn.Module:
-        if "rotated" not in lazy:
-            t0 = time.perf_counter()
-            m = copy.deepcopy(model)
-            rotate_model_(m, seed=0)
-            lazy["rotated"] = m
-            lazy["rotated_s"] = time.perf_counter() - t0
-        return lazy["rotated"]
-
-    def rotation_seconds() -> float:
-        rotated()
-        return lazy["rotated_s"]
 
     measure("baseline", "float", "as loaded (float32)", 32.0, lambda: (model, 0.0))
 
@@ -310,19 +305,19 @@ def results_table(
             common = dict(bits=b, group_size=group_size, progress=progress)
 
             def gptq(m: nn.Module, **kw: object) -> None:
-                gptq_quantize_(m, None, hessians={n: 2 * h for n, (h, _) in stats().items()},
-                               **kw)
+                hessians = {n: 2 * h for n, (h, _) in once("stats")[0].items()}
+                gptq_quantize_(m, None, hessians=hessians, **kw)
 
             def awq(m: nn.Module, **kw: object) -> None:
-                awq_quantize_(m, None, stats=stats(), **kw)
+                awq_quantize_(m, None, stats=once("stats")[0], **kw)
 
             for name, build in (
                 ("RTN", copy_and(rtn_quantize_, calib_ids=None, **common)),
-                ("GPTQ", copy_and(gptq, needs=stats_seconds, **common)),
-                ("AWQ", copy_and(awq, needs=stats_seconds, **common)),
+                ("GPTQ", copy_and(gptq, needs="stats", **common)),
+                ("AWQ", copy_and(awq, needs="stats", **common)),
                 ("HQQ", copy_and(hqq_quantize_, **common)),
-                ("rotation + RTN", copy_and(rtn_quantize_, base=rotated, calib_ids=None,
-                                            needs=rotation_seconds, **common)),
+                ("rotation + RTN", copy_and(rtn_quantize_, base="rotated", calib_ids=None,
+                                            **common)),
             ):
                 if wanted(name):
                     measure("weight-only", name, setting, bpw, build)
