@@ -125,7 +125,7 @@ notebooks_step() {
     # closing results chapter last (it reuses the rows those chapters stored; see
     # inwhale.llm.results), everything else in between.
     mapfile -t nbs < <(find "$STAGE/book" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' \
-        | sort | awk '/\/part6\/10_results/ {last=$0; next} /\/part6\// {print; next}
+        | sort | awk '/\/part6\/09_results/ {last=$0; next} /\/part6\// {print; next}
                       {rest[n++]=$0} END {for (i = 0; i < n; i++) print rest[i]; if (last) print last}')
     if [ ${#nbs[@]} -eq 0 ]; then
         echo "[notebooks] no notebooks under book/ yet"
