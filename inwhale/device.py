@@ -47,8 +47,9 @@ def default_device() -> torch.device:
         A ``torch.device``; nothing is allocated on it.
 
     Raises:
-        ValueError: if ``$INWHALE_DEVICE`` is not a valid device string, or names CUDA while
-            no CUDA device is available.
+        ValueError: if ``$INWHALE_DEVICE`` is not a valid device string, names a backend
+            (``cuda``, ``mps``, ``xpu``) that is not available, or a CUDA index at or beyond
+            ``torch.cuda.device_count()``.
 
     Example:
         >>> import os
@@ -66,15 +67,38 @@ def default_device() -> torch.device:
                 f"${DEVICE_ENV_VAR}={requested!r} is not a device torch understands "
                 "(expected e.g. 'cpu', 'cuda', 'cuda:0')"
             ) from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"${DEVICE_ENV_VAR}={requested!r} asks for CUDA, but torch.cuda.is_available() "
-                "is False; unset it or set it to 'cpu'"
-            )
+        _check_available(device, requested)
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def _backend_available(kind: str) -> bool:
+    """Whether PyTorch can compute on the backend ``kind`` (``"cuda"``, ``"mps"``, ``"xpu"``)."""
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if kind == "xpu":
+        return hasattr(torch, "xpu") and torch.xpu.is_available()
+    return True  # cpu, meta: always there
+
+
+def _check_available(device: torch.device, requested: str) -> None:
+    """``ValueError`` naming ``$INWHALE_DEVICE`` if ``device`` cannot be used on this machine."""
+    if not _backend_available(device.type):
+        raise ValueError(
+            f"${DEVICE_ENV_VAR}={requested!r} asks for {device.type}, but it is not available "
+            f"on this machine (torch.{device.type} reports no device); unset it or set it to 'cpu'"
+        )
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ValueError(
+                f"${DEVICE_ENV_VAR}={requested!r} asks for CUDA device {device.index}, but only "
+                f"{count} CUDA device(s) exist (valid indices 0..{count - 1})"
+            )
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
