@@ -41,3 +41,33 @@ def check_bits(bits: object, name: str = "bits") -> int:
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"{name} must be between 1 and 16, got {bits}")
     return bits
+
+
+def check_group_size(
+    group_size: object, width: int | None = None, name: str = "group_size", *,
+    allow_none: bool = True,
+) -> int | None:
+    """Return ``group_size`` if it is a positive int (or ``None`` when allowed), else raise.
+
+    With ``width`` given (the length of the grouped axis, e.g. a weight's ``in_features``),
+    a group larger than the axis is an error: use one parameter per row (``None``) instead.
+    A ``group_size`` that does not divide ``width`` is fine (the last group is shorter).
+
+    >>> check_group_size(128, 576), check_group_size(None)
+    (128, None)
+    >>> check_group_size(32, 16)
+    Traceback (most recent call last):
+    ...
+    ValueError: group_size=32 is larger than the grouped axis (16)
+    """
+    if group_size is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} must be an int, got None")
+    if not isinstance(group_size, int) or isinstance(group_size, bool):
+        raise TypeError(f"{name} must be an int or None, got {type(group_size).__name__}")
+    if group_size < 1:
+        raise ValueError(f"{name} must be a positive int, got {group_size}")
+    if width is not None and group_size > width:
+        raise ValueError(f"{name}={group_size} is larger than the grouped axis ({width})")
+    return group_size
