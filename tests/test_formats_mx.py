@@ -106,5 +106,5 @@ def test_bad_input():
         mx_quantize(torch.ones(32), FP8_E4M3)
     with pytest.raises(ValueError, match="finite"):
         mx_quantize(torch.full((32,), torch.inf), MXFP8_E4M3)
-    with pytest.raises(ValueError, match="group_size"):
+    with pytest.raises(ValueError, match="block_size"):
         mx_quantize(torch.ones(16), MXFP8_E4M3)

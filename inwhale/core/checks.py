@@ -71,3 +71,36 @@ def check_group_size(
     if width is not None and group_size > width:
         raise ValueError(f"{name}={group_size} is larger than the grouped axis ({width})")
     return group_size
+
+
+def check_module(module: object, name: str = "model") -> torch.nn.Module:
+    """Return ``module`` if it is a ``torch.nn.Module``, else raise ``TypeError`` naming ``name``.
+
+    >>> check_module(torch.nn.Linear(2, 2)).in_features
+    2
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
+    return module
+
+
+def check_codes(codes: object, name: str = "codes", low: int | None = None,
+                high: int | None = None) -> torch.Tensor:
+    """Return ``codes`` if it is an integer tensor with values in ``[low, high]``, else raise.
+
+    Empty tensors are allowed (decoding nothing gives nothing). ``TypeError`` for a
+    non-tensor or a floating/complex/bool dtype, ``ValueError`` for a value out of range.
+
+    >>> check_codes(torch.tensor([0, 3], dtype=torch.uint8), "codes", 0, 15).tolist()
+    [0, 3]
+    """
+    if not isinstance(codes, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of integer codes, got "
+                        f"{type(codes).__name__}")
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor (codes), got dtype {codes.dtype}")
+    if codes.numel() and low is not None and int(codes.min()) < low:
+        raise ValueError(f"{name} must hold codes in [{low}, {high}], got {int(codes.min())}")
+    if codes.numel() and high is not None and int(codes.max()) > high:
+        raise ValueError(f"{name} must hold codes in [{low}, {high}], got {int(codes.max())}")
+    return codes

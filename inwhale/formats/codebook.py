@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from inwhale.core.checks import check_codes, check_tensor
+
 
 def _check_levels(levels: torch.Tensor) -> torch.Tensor:
     if not isinstance(levels, torch.Tensor) or levels.ndim != 1 or levels.numel() < 1:
@@ -42,6 +44,8 @@ def nearest_codes(x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     Shapes: ``x`` any shape, ``levels`` (L,) sorted; result has ``x``'s shape.
     Ties (exactly on a midpoint) go to the lower level.
     """
+    check_tensor(x, "x", allow_empty=True)
+    check_tensor(levels, "levels")
     t = midpoints(levels).to(device=x.device, dtype=x.dtype)
     codes = torch.bucketize(x.contiguous(), t, right=False)
     return codes.to(torch.uint8 if levels.numel() <= 256 else torch.int32)
@@ -49,8 +53,8 @@ def nearest_codes(x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
 
 def dequantize_codes(codes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Table lookup ``x̂ = levels[code]``, ``codes``' shape, ``levels``' dtype."""
-    if codes.is_floating_point():
-        raise TypeError("codes must be an integer tensor")
+    check_tensor(levels, "levels")
+    check_codes(codes, "codes", 0, levels.numel() - 1)
     return levels.to(codes.device)[codes.long()]
 
 

@@ -40,6 +40,7 @@ import math
 import torch
 
 from inwhale.core.affine import fake_quantize
+from inwhale.core.checks import check_bits, check_codes, check_tensor
 from inwhale.core.qparams import qparams_from_range
 
 MU_G711 = 255.0
@@ -50,18 +51,19 @@ A_G711 = 87.6
 
 def mu_law_compress(x: torch.Tensor, mu: float = MU_G711) -> torch.Tensor:
     """``F_µ(x) = sgn(x) ln(1 + µ|x|) / ln(1 + µ)`` for ``|x| ≤ 1`` (values beyond clip)."""
-    x = x.clamp(-1, 1)
+    x = check_tensor(x, "x", allow_empty=True).clamp(-1, 1)
     return torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
 
 
 def mu_law_expand(y: torch.Tensor, mu: float = MU_G711) -> torch.Tensor:
     """``F_µ⁻¹(y) = sgn(y) ((1 + µ)^|y| − 1) / µ``."""
+    check_tensor(y, "y", allow_empty=True)
     return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
 
 
 def a_law_compress(x: torch.Tensor, A: float = A_G711) -> torch.Tensor:
     """``F_A(x)``: linear below ``1/A``, logarithmic above (see module docstring)."""
-    a = x.clamp(-1, 1).abs()
+    a = check_tensor(x, "x", allow_empty=True).clamp(-1, 1).abs()
     d = 1 + math.log(A)
     y = torch.where(a < 1 / A, A * a / d, (1 + torch.log(torch.clamp(A * a, min=1.0))) / d)
     return torch.sign(x) * y
@@ -69,7 +71,7 @@ def a_law_compress(x: torch.Tensor, A: float = A_G711) -> torch.Tensor:
 
 def a_law_expand(y: torch.Tensor, A: float = A_G711) -> torch.Tensor:
     """``F_A⁻¹(y)``, the inverse of :func:`a_law_compress`."""
-    b = y.abs()
+    b = check_tensor(y, "y", allow_empty=True).abs()
     d = 1 + math.log(A)
     x = torch.where(b < 1 / d, b * d / A, torch.exp(b * d - 1) / A)
     return torch.sign(y) * x
@@ -92,6 +94,10 @@ def companded_fake_quantize(x: torch.Tensor, bits: int = 8, law: str = "mu",
     if law not in laws:
         raise ValueError(f"law must be 'mu' or 'a', got {law!r}")
     compress, expand = laws[law]
+    check_tensor(x, "x")
+    if check_bits(bits) < 2:
+        raise ValueError("bits must be at least 2 (a symmetric narrow-range grid of 1 bit has "
+                         "the single level 0)")
     scale = float(x.abs().max()) if x_max is None else float(x_max)
     if scale <= 0:
         raise ValueError("x_max must be positive (got an all-zero x or x_max <= 0)")
@@ -111,12 +117,7 @@ _SEG_AEND = torch.tensor([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
 
 
 def _check_pcm(pcm: torch.Tensor) -> torch.Tensor:
-    if not isinstance(pcm, torch.Tensor) or pcm.is_floating_point():
-        raise TypeError("pcm must be an integer tensor of 16-bit samples")
-    p = pcm.long()
-    if p.numel() and (int(p.min()) < -32768 or int(p.max()) > 32767):
-        raise ValueError("pcm samples must lie in [-32768, 32767]")
-    return p
+    return check_codes(pcm, "pcm", -32768, 32767).long()
 
 
 def _segment(v: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
@@ -145,7 +146,7 @@ def mulaw_decode(code: torch.Tensor) -> torch.Tensor:
     >>> mulaw_decode(torch.tensor([0xFF, 0x80, 0x00, 0xCE], dtype=torch.uint8)).tolist()
     [0, 32124, -32124, 988]
     """
-    u = ~code.long() & 0xFF
+    u = ~check_codes(code, "code", 0, 255).long() & 0xFF
     t = (((u & 0x0F) << 3) + _MU_BIAS) << ((u & 0x70) >> 4)
     return torch.where((u & 0x80) != 0, _MU_BIAS - t, t - _MU_BIAS).to(torch.int16)
 
@@ -171,7 +172,7 @@ def alaw_decode(code: torch.Tensor) -> torch.Tensor:
     >>> alaw_decode(torch.tensor([0xD5, 0x55, 0xAA], dtype=torch.uint8)).tolist()
     [8, -8, 32256]
     """
-    a = code.long() ^ 0x55
+    a = check_codes(code, "code", 0, 255).long() ^ 0x55
     t = (a & 0x0F) << 4
     seg = (a & 0x70) >> 4
     t = torch.where(seg == 0, t + 8, (t + 0x108) << (seg - 1).clamp(min=0))

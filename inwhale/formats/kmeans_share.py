@@ -113,12 +113,14 @@ class LearnedLUT(nn.Module):
 
     def __init__(self, table: torch.Tensor) -> None:
         super().__init__()
+        check_tensor(table, "table")
         if table.ndim != 1 or table.numel() < 2:
             raise ValueError("table must be a 1-D tensor with at least 2 entries")
         self.table = nn.Parameter(table.detach().float().clone())
 
     def codes(self, w: torch.Tensor) -> torch.Tensor:
         """Index of the nearest table entry for each element (int64, ``w``'s shape)."""
+        check_tensor(w, "w")
         t, order = self.table.detach().sort()
         k = torch.bucketize(w.detach().float(), (t[1:] + t[:-1]) / 2)  # sorted position
         return order[k]

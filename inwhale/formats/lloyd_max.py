@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale.core.checks import check_tensor
+
 Moments = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
@@ -202,8 +204,7 @@ def lloyd_max_samples(x: torch.Tensor, n_levels: int, levels0: torch.Tensor | No
     ([1.0, 10.5], 0.5)
     """
     _check_levels_arg(n_levels)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
-        raise TypeError("x must be a non-empty floating-point tensor")
+    check_tensor(x, "x")
     moments = samples_moments(x)
     if levels0 is None:
         q = (torch.arange(n_levels, dtype=torch.float64, device=x.device) + 0.5) / n_levels

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inwhale.core.checks import check_bits, check_tensor
+from inwhale.core.checks import check_bits, check_codes, check_tensor
 
 
 def _round_exponent(a: torch.Tensor, log_domain: bool) -> torch.Tensor:
@@ -140,8 +140,9 @@ def pot_matmul_shift(a: torch.Tensor, w: PoTCodes) -> tuple[torch.Tensor, int]:
     >>> acc.tolist(), e, acc.item() * 2.0**e       # 3·½ − 4·¼ = 0.5
     ([[4]], -3, 0.5)
     """
-    if a.is_floating_point() or a.ndim != 2:
-        raise TypeError("a must be a 2-D integer tensor (N, I)")
+    check_codes(a, "a")
+    if a.ndim != 2:
+        raise ValueError(f"a must be a 2-D integer tensor (N, I), got shape {tuple(a.shape)}")
     if w.sign.ndim != 2 or w.sign.shape[1] != a.shape[1]:
         raise ValueError(f"weight codes must be (O, {a.shape[1]}), got {tuple(w.sign.shape)}")
     shift = (w.exponent.long() - w.e_min)  # (O, I), all ≥ 0

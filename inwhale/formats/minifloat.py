@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale.core.checks import check_codes
+
 
 @dataclass(frozen=True)
 class MinifloatFormat:
@@ -231,11 +233,7 @@ def decode_minifloat(codes: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     >>> decode_minifloat(torch.tensor([56, 176, 126, 127], dtype=torch.uint8), FP8_E4M3)
     tensor([  1.0000,  -0.5000, 448.0000,      nan])
     """
-    if not isinstance(codes, torch.Tensor) or codes.is_floating_point():
-        raise TypeError("codes must be an integer tensor of bit patterns")
-    c = codes.to(torch.int64)
-    if c.numel() and (int(c.min()) < 0 or int(c.max()) >= 2**fmt.total_bits):
-        raise ValueError(f"codes must lie in [0, {2**fmt.total_bits - 1}] for this format")
+    c = check_codes(codes, "codes", 0, 2**fmt.total_bits - 1).to(torch.int64)
     return fmt.values().to(codes.device)[c].float()
 
 

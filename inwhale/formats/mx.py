@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale.core.checks import check_group_size, check_tensor
 from inwhale.core.granularity import PerGroup
 from inwhale.formats.minifloat import (
     FP4_E2M1,
@@ -155,12 +156,12 @@ def mx_quantize(x: torch.Tensor, fmt: MXFormat, block_size: int = 32) -> MXTenso
         TypeError: ``x`` not a floating tensor or ``fmt`` not an ``MXFormat``.
         ValueError: non-finite ``x``, 0-d ``x``, bad ``block_size``.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating-point torch.Tensor")
+    check_tensor(x, "x")
     if not isinstance(fmt, MXFormat):
         raise TypeError(f"fmt must be an MXFormat, got {type(fmt).__name__}")
-    if x.ndim == 0 or not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite and at least 1-D")
+    if x.ndim == 0:
+        raise ValueError("x must be at least 1-D (blocks run along its last axis)")
+    check_group_size(block_size, x.shape[-1], "block_size", allow_none=False)
     g = PerGroup(block_size, axis=-1)  # validates block_size against the last axis
     e = shared_exponent(x, fmt, block_size)
     vv = g.view(x.float()) / torch.pow(2.0, e.float())  # V / X, exact (X is 2^e)

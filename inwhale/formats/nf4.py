@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale.core.checks import check_group_size, check_tensor
 from inwhale.formats.codebook import dequantize_codes, nearest_codes
 from inwhale.formats.minifloat import FP8_E4M3, decode_minifloat, encode_minifloat
 
@@ -85,6 +86,8 @@ def nf4_values() -> torch.Tensor:
 def nf4_bits_per_param(block_size: int = 64, double_quant: bool = False,
                        block_size2: int = 256) -> float:
     """Storage per weight: ``4 + 32/B``, or ``4 + 8/B + 32/(B·B₂)`` with double quantization."""
+    check_group_size(block_size, name="block_size", allow_none=False)
+    check_group_size(block_size2, name="block_size2", allow_none=False)
     if double_quant:
         return 4 + 8 / block_size + 32 / (block_size * block_size2)
     return 4 + 32 / block_size
@@ -125,8 +128,7 @@ class NF4Tensor:
 
 def _blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
     """Flatten ``x`` and cut it into rows of ``block_size`` (zero-padding the last)."""
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    check_group_size(block_size, name="block_size", allow_none=False)
     flat = x.flatten()
     return torch.nn.functional.pad(flat, (0, -flat.numel() % block_size)).view(-1, block_size)
 
@@ -167,10 +169,7 @@ def nf4_quantize(w: torch.Tensor, block_size: int = 64, double_quant: bool = Fal
     >>> t.absmax.tolist(), [round(v, 4) for v in t.dequantize().tolist()]
     ([2.0], [0.4922, -1.0501, 0.0, 2.0])
     """
-    if not isinstance(w, torch.Tensor) or not w.is_floating_point():
-        raise TypeError("w must be a floating-point torch.Tensor")
-    if w.numel() == 0 or not bool(torch.isfinite(w).all()):
-        raise ValueError("w must be non-empty and finite")
+    check_tensor(w, "w")
     rows = _blocks(w.float(), block_size)  # (n_blocks, B)
     absmax = rows.abs().amax(dim=1)
     dq = None
