@@ -9,12 +9,14 @@ can be plugged in as ``weight_fq`` / ``act_fq`` of a :class:`~inwhale.nn.modules
 * :mod:`~inwhale.qat.dorefa` — DoReFa-Net weights and activations
 * :mod:`~inwhale.qat.binary` — BinaryConnect, XNOR-Net, ABC-Net
 * :mod:`~inwhale.qat.ternary` — TTQ
+* :mod:`~inwhale.qat.bitnet` — BitNet b1.58 (absmean ternary weights, 8-bit activations)
 * :mod:`~inwhale.qat.inq` — incremental network quantization (powers of two)
 * :mod:`~inwhale.qat.relaxed` — Relaxed Quantization (no STE)
 * :mod:`~inwhale.qat.regularizers` — kurtosis regularization
 """
 
 from inwhale.qat.binary import ABCWeight, BinaryActivation, BinaryConnectWeight, XNORWeight
+from inwhale.qat.bitnet import AbsMeanTernaryWeight, BitLinear, to_bitnet
 from inwhale.qat.dorefa import DoReFaActivation, DoReFaWeight
 from inwhale.qat.inq import INQ, pot_quantize
 from inwhale.qat.lsq import LSQPlusQuantizer, LSQQuantizer
@@ -27,8 +29,10 @@ __all__ = [
     "INQ",
     "PACT",
     "ABCWeight",
+    "AbsMeanTernaryWeight",
     "BinaryActivation",
     "BinaryConnectWeight",
+    "BitLinear",
     "DoReFaActivation",
     "DoReFaWeight",
     "LSQPlusQuantizer",
@@ -39,4 +43,5 @@ __all__ = [
     "kurtosis",
     "kurtosis_loss",
     "pot_quantize",
+    "to_bitnet",
 ]
