@@ -56,6 +56,8 @@ def render() -> str:
         "  - caption: Back matter",
         "    chapters:",
         "      - file: book/api",
+        "        sections:",
+        "          - glob: book/api/*",  # one page per subpackage (scripts/make_api.py)
         "      - file: book/bibliography",
     ]
     return "\n".join(lines) + "\n"

@@ -8,9 +8,6 @@
    automatic list.
 2. matplotlib's ``Animation.to_jshtml()`` links Font Awesome 4.4 from a CDN for its button
    icons; that link is pointed at _static/fontawesome4/ in every page body.
-4. Docstrings in inwhale are plain text (|x|, ASCII tables, unicode maths), not
-   reStructuredText: book/api.md shows them verbatim, as literal blocks, so that a docstring
-   can never break the -W build.
 3. sphinx-thebe's inline configuration script ends up twice in each page with Sphinx 7.4
    ("Identifier 'THEBE_JS_URL' has already been declared"); duplicate scripts are dropped.
 """
@@ -61,15 +58,7 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
         context["body"] = body
 
 
-def _literal_docstring(app, what, name, obj, options, lines) -> None:
-    if lines and any(line.strip() for line in lines):
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines[:] = ["::", ""] + [f"   {line}" if line else "" for line in lines] + [""]
-
-
 def setup(app):
-    app.connect("autodoc-process-docstring", _literal_docstring, priority=100)
     app.connect("config-inited", _drop_vendored, priority=900)
     app.connect("html-page-context", _page_context, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
