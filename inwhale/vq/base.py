@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from inwhale.core.checks import check_tensor
+
 
 def check_data(X: object, name: str = "X", dim: int | None = None) -> torch.Tensor:
     """Check that ``X`` is a non-empty 2-D floating tensor ``(N, D)`` (with ``D == dim``)."""
@@ -28,8 +30,7 @@ def check_data(X: object, name: str = "X", dim: int | None = None) -> torch.Tens
         raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must have shape (N, D) with N, D > 0, got {tuple(X.shape)}")
-    if not X.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {X.dtype}")
+    check_tensor(X, name)  # floating, finite
     if dim is not None and X.shape[1] != dim:
         raise ValueError(f"{name} must have {dim} columns (the fitted dimension), got {X.shape[1]}")
     return X

@@ -31,6 +31,8 @@ import math
 
 import torch
 
+from inwhale.core.checks import check_group_size, check_tensor
+
 __all__ = [
     "KNOWN_G",
     "LATTICE_VOLUME",
@@ -64,6 +66,9 @@ def nearest_dn(x: torch.Tensor) -> torch.Tensor:
     >>> nearest_dn(torch.tensor([0.9, 0.8, 0.2, 0.0]))
     tensor([1., 1., 0., 0.])
     """
+    check_tensor(x, "x")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"x must be at least 1-D with a non-empty last axis, got {tuple(x.shape)}")
     f = torch.round(x)
     odd = (f.sum(-1) % 2) != 0  # (...,)
     err = x - f
@@ -79,7 +84,8 @@ def nearest_e8(x: torch.Tensor) -> torch.Tensor:
     >>> nearest_e8(torch.tensor([0.4, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]))
     tensor([0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000])
     """
-    if x.shape[-1] != 8:
+    check_tensor(x, "x")
+    if x.ndim == 0 or x.shape[-1] != 8:
         raise ValueError(f"x must have 8 entries on its last axis for E8, got {x.shape[-1]}")
     y0 = nearest_dn(x)
     y1 = nearest_dn(x - 0.5) + 0.5
@@ -107,6 +113,7 @@ def normalized_second_moment(lattice: str, num_samples: int = 200_000, seed: int
     True
     """
     n = _DIM.get(_check_lattice(lattice), 1)
+    check_group_size(num_samples, name="num_samples", allow_none=False)
     gen = torch.Generator().manual_seed(seed)
     x = 64.0 * torch.rand(num_samples, n, generator=gen, dtype=torch.float64)
     err = ((x - _NEAREST[lattice](x)) ** 2).sum(-1).mean().item()
@@ -141,7 +148,8 @@ class LatticeQuantizer:
 
     def points(self, x: torch.Tensor) -> torch.Tensor:
         """Unscaled lattice points (…, n) as floats; integer or half-integer coordinates."""
-        if x.shape[-1] % self.n:
+        check_tensor(x, "x")
+        if x.ndim == 0 or x.shape[-1] % self.n:
             raise ValueError(f"the last axis of x ({x.shape[-1]}) must be a multiple of n={self.n}")
         blocks = x.reshape(*x.shape[:-1], -1, self.n) / self.scale
         return _NEAREST[self.lattice](blocks).reshape(x.shape)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.vq.base import check_positive_int
 from inwhale.vq.kmeans import sq_distances
 
@@ -53,6 +54,11 @@ class VQCodebook(nn.Module):
         self.beta = beta
 
     def forward(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        check_tensor(z_e, "z_e")
+        if z_e.ndim == 0 or z_e.shape[-1] != self.embedding.shape[1]:
+            raise ValueError(f"z_e must have shape (..., {self.embedding.shape[1]}) (the code "
+                             f"dimension), got {tuple(z_e.shape)}")
+        z_e = z_e.to(self.embedding.dtype)
         flat = z_e.reshape(-1, z_e.shape[-1])  # (B, D)
         codes = sq_distances(flat.detach(), self.embedding.detach()).argmin(1)  # (B,)
         z_q = self.embedding[codes].reshape(z_e.shape)  # (…, D), differentiable in the codebook
@@ -60,6 +66,15 @@ class VQCodebook(nn.Module):
         commitment_loss = ((z_e - z_q.detach()) ** 2).mean()
         z_q_st = z_e + (z_q - z_e).detach()  # straight-through
         return z_q_st, codes.reshape(z_e.shape[:-1]), codebook_loss + self.beta * commitment_loss
+
+
+def _check_images(x: object, name: str) -> torch.Tensor:
+    """A finite floating batch of grey images ``(B, 1, H, W)`` with ``H, W >= 2``."""
+    check_tensor(x, name)
+    if x.ndim != 4 or x.shape[1] != 1 or min(x.shape[2:]) < 2:
+        raise ValueError(f"{name} must have shape (B, 1, H, W) with H, W >= 2, "
+                         f"got {tuple(x.shape)}")
+    return x
 
 
 class TinyVQVAE(nn.Module):
@@ -83,6 +98,8 @@ class TinyVQVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x`` (B, 1, 8, 8) → ``(x̂, codes (B, 4, 4), vq_loss)``."""
+        _check_images(x, "x")
+        x = x.to(self.codebook.embedding.dtype)
         z_e = self.encoder(x).permute(0, 2, 3, 1)  # (B, 4, 4, D)
         z_q, codes, vq_loss = self.codebook(z_e)
         return self.decoder(z_q.permute(0, 3, 1, 2)), codes, vq_loss  # (B, 1, 8, 8)
@@ -103,8 +120,8 @@ def train_vqvae(
     how many codewords are effectively in use).
     """
     check_positive_int(steps, "steps")
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    _check_images(images, "images")
+    images = images.to(next(model.parameters()).dtype)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
