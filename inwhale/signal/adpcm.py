@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from inwhale.core.checks import check_codes
+
 __all__ = ["INDEX_TABLE", "STEP_TABLE", "ima_adpcm_decode", "ima_adpcm_encode"]
 
 INDEX_TABLE: tuple[int, ...] = (-1, -1, -1, -1, 2, 4, 6, 8, -1, -1, -1, -1, 2, 4, 6, 8)
@@ -152,10 +154,9 @@ def _encode_sample(x: int, pred: int, index: int) -> int:
 
 
 def _check_int16(x: object, name: str) -> list[int]:
-    if not isinstance(x, torch.Tensor) or x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D tensor")
-    if x.is_floating_point() or x.min() < -32768 or x.max() > 32767:
-        raise ValueError(f"{name} must hold integers in [-32768, 32767] (int16 samples)")
+    check_codes(x, name, -32768, 32767)  # int16 samples
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor, got shape {tuple(x.shape)}")
     return x.cpu().tolist()
 
 
@@ -179,10 +180,9 @@ def ima_adpcm_decode(codes: torch.Tensor, pred: int = 0, index: int = 0) -> torc
     >>> ima_adpcm_decode(torch.tensor([0, 7, 7, 7], dtype=torch.uint8)).tolist()
     [0, 11, 41, 104]
     """
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 1:
-        raise ValueError("codes must be a 1-D tensor")
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > 15):
-        raise ValueError("codes must be 4-bit values in [0, 15]")
+    check_codes(codes, "codes", 0, 15)  # 4-bit codes
+    if codes.ndim != 1:
+        raise ValueError(f"codes must be a 1-D tensor, got shape {tuple(codes.shape)}")
     out = []
     for code in codes.cpu().tolist():
         pred, index = _update(pred, index, code)

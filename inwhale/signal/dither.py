@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from inwhale.core import QParams, fake_quantize
+from inwhale.core.checks import check_tensor
 
 __all__ = ["DITHER_KINDS", "dither_noise", "dithered_quantize", "theoretical_error_power"]
 
@@ -56,6 +57,9 @@ def dither_noise(
     _check_kind(kind)
     if not step > 0:
         raise ValueError(f"step must be > 0, got {step}")
+    shape = tuple(shape)
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in shape):
+        raise ValueError(f"shape must hold non-negative ints, got {shape}")
     if kind == "none":
         return torch.zeros(shape, dtype=dtype, device=device)
     n = 1 if kind == "rpdf" else 2
@@ -85,6 +89,7 @@ def dithered_quantize(
     >>> round(float(y.mean() / qp.scale), 2)                     # dither keeps the mean
     0.3
     """
+    check_tensor(x, "x")
     if qp.scale.numel() != 1:
         raise ValueError("qp must be per-tensor (one scale) for dithering")
     d = dither_noise(x.shape, float(qp.scale), kind, generator, x.device, x.dtype)
@@ -98,6 +103,8 @@ def theoretical_error_power(step: float, kind: str, subtractive: bool) -> float:
     >>> theoretical_error_power(1.0, "tpdf", subtractive=False)     # Δ²/12 + Δ²/6
     0.25
     """
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
     if _check_kind(kind) == "none":
         raise ValueError("without dither the error power depends on the signal; no formula")
     if subtractive:

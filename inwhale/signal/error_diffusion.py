@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from inwhale.core import QParams
+from inwhale.core.checks import check_tensor
 from inwhale.signal._scalar import scalar_fake_quantizer
 
 __all__ = ["FLOYD_STEINBERG", "error_diffusion"]
@@ -69,6 +70,7 @@ def error_diffusion(
             [0., 0., 0., 0., 0., 0., 0., 0.],
             [0., 1., 0., 1., 0., 1., 0., 1.]])
     """
+    check_tensor(image, "image")
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, C), got shape {tuple(image.shape)}")
     if any(w[0] < 0 or (w[0] == 0 and w[1] <= 0) for w in kernel):

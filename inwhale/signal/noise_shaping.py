@@ -27,6 +27,7 @@ import math
 import torch
 
 from inwhale.core import QParams
+from inwhale.core.checks import check_tensor
 from inwhale.signal._scalar import scalar_fake_quantizer
 
 __all__ = ["noise_shaped_quantize", "noise_transfer_function", "shaping_taps"]
@@ -51,7 +52,7 @@ def noise_transfer_function(taps: tuple[float, ...], omega: torch.Tensor) -> tor
     >>> [round(v, 9) for v in ntf.abs().tolist()]
     [0.0, 2.0]
     """
-    omega = omega.double()
+    omega = check_tensor(omega, "omega", allow_empty=True).double()
     out = torch.ones_like(omega, dtype=torch.complex128)
     for k, h in enumerate(taps, start=1):
         out = out - h * torch.exp(-1j * omega * k)
@@ -75,6 +76,7 @@ def noise_shaped_quantize(x: torch.Tensor, qp: QParams, taps: tuple[float, ...])
     >>> (noise_shaped_quantize(x, qp, (1.0,)) / qp.scale).tolist()   # one step in four: mean kept
     [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     """
+    check_tensor(x, "x")
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
     fq = scalar_fake_quantizer(qp)

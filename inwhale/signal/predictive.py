@@ -29,14 +29,21 @@ from __future__ import annotations
 import torch
 
 from inwhale.core import QParams
+from inwhale.core.checks import check_codes, check_tensor
 from inwhale.signal._scalar import scalar_codec
 
 __all__ = ["delta_demodulate", "delta_modulate", "dpcm_decode", "dpcm_encode", "lpc"]
 
 
-def _check_1d(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D tensor")
+def _check_1d(x: object, name: str, codes: tuple[int, int] | None = None) -> torch.Tensor:
+    """A finite, non-empty 1-D float signal; or, with ``codes=(low, high)``, 1-D integer codes
+    in that range (empty allowed: nothing to decode)."""
+    if codes is None:
+        check_tensor(x, name)
+    else:
+        check_codes(x, name, *codes)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor, got shape {tuple(x.shape)}")
     return x
 
 
@@ -65,7 +72,7 @@ def delta_demodulate(bits: torch.Tensor, step: float, x0: float = 0.0) -> torch.
     >>> delta_demodulate(torch.tensor([1, 1, 1, -1], dtype=torch.int8), 0.5)
     tensor([0.5000, 1.0000, 1.5000, 1.0000], dtype=torch.float64)
     """
-    _check_1d(bits, "bits")
+    _check_1d(bits, "bits", codes=(-1, 1))
     return x0 + step * torch.cumsum(bits.double(), 0)
 
 
@@ -123,8 +130,8 @@ def dpcm_decode(codes: torch.Tensor, a: torch.Tensor, qp: QParams) -> torch.Tens
     >>> torch.equal(dpcm_decode(codes, a, qp), xhat), bool(err <= qp.scale / 2 + 1e-7)
     (True, True)
     """
-    _check_1d(codes, "codes")
     _, dq = scalar_codec(qp)
+    _check_1d(codes, "codes", codes=(qp.qmin, qp.qmax))
     taps = _check_1d(a, "a").double().tolist()
     hist = [0.0] * len(taps)
     recon = []
