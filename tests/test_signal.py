@@ -190,5 +190,5 @@ def test_ima_adpcm_round_trip_snr_and_state_machine():
         float((x.double() ** 2).mean()) / float(((x.double() - y.double()) ** 2).mean())
     )
     assert snr > 20
-    with pytest.raises(ValueError, match="int16"):
+    with pytest.raises(TypeError, match="samples must be an integer tensor"):
         ima_adpcm_encode(torch.tensor([0.5]))
