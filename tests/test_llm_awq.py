@@ -6,7 +6,7 @@ import torch
 
 from inwhale.core.affine import fake_quantize
 from inwhale.llm.awq import awq_clip_qparams, awq_quantize_, awq_scale_search, output_error
-from inwhale.llm.gptq import rtn_quantize_, rtn_weight
+from inwhale.llm.rtn import rtn_quantize_, rtn_weight
 
 
 def salient_layer(seed=0, n=512, i=128, o=64):

@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from inwhale.llm.gptq import rtn_weight
 from inwhale.llm.hqq import hqq_qparams, hqq_quantize_, hqq_weight, shrink_lp
+from inwhale.llm.rtn import rtn_weight
 
 
 def heavy(o=64, i=256, seed=0):

@@ -1,8 +1,10 @@
 """LLM quantization: the evaluation harness, and (in their own modules) the methods.
 
 :mod:`inwhale.llm.harness` holds what every method needs — :func:`perplexity`,
-:func:`find_linears`, :func:`norm_linear_pairs`, :func:`calibration_batches` and the
-activation hooks — written against plain ``nn.Linear`` layers, for any architecture.
+:func:`find_linears`, :func:`norm_linear_pairs`, :func:`calibration_batches`, the
+activation hooks, the decoder blocks (:func:`decoder_blocks`, :func:`block_linears`, block
+replay) and the :class:`QuantReport` every ``*_quantize_`` method returns — written against
+plain ``nn.Linear`` layers, for any architecture.
 
 The methods, one module each (Part VI of the book):
 
@@ -21,8 +23,11 @@ The methods, one module each (Part VI of the book):
 from inwhale.llm.harness import (
     NormLinears,
     PerplexityResult,
+    QuantReport,
+    block_linears,
     calibration_batches,
     capture_linear_inputs,
+    decoder_blocks,
     find_linears,
     for_each_linear_input,
     linear_input_absmax,
@@ -33,8 +38,11 @@ from inwhale.llm.harness import (
 __all__ = [
     "NormLinears",
     "PerplexityResult",
+    "QuantReport",
+    "block_linears",
     "calibration_batches",
     "capture_linear_inputs",
+    "decoder_blocks",
     "find_linears",
     "for_each_linear_input",
     "linear_input_absmax",

@@ -49,13 +49,15 @@ from torch import nn
 from inwhale.core.affine import fake_quantize
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, qparams_from_range
-from inwhale.llm.gptq import decoder_blocks, rtn_weight
 from inwhale.llm.harness import (
+    GramAccumulator,
     LastInputMemo,
+    block_linears,
     calibration_batches,
     for_each_linear_input,
     norm_linear_pairs,
 )
+from inwhale.llm.rtn import rtn_weight
 
 __all__ = [
     "awq_clip_qparams",
@@ -80,20 +82,20 @@ def output_error(D: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
 def collect_awq_stats(
     model: nn.Module, names: list[str], batches: torch.Tensor, batch_size: int = 4
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{name: (H = XᵀX/n, mean|X| per channel)}`` for each linear, from one pass."""
-    sums: dict[str, list] = {}
+    """``{name: (H = XᵀX/n, mean|X| per channel)}`` for each linear, from one pass.
 
-    stats = LastInputMemo(lambda x: (x.float().T @ x.float(), x.float().abs().sum(0)))
+    ``H`` is :class:`~inwhale.llm.harness.GramAccumulator`'s mean (GPTQ's Hessian is twice it).
+    """
+    gram = GramAccumulator()
+    abs_sums: dict[str, torch.Tensor] = {}
+    abs_sum = LastInputMemo(lambda x: x.float().abs().sum(0))   # q/k/v share one sum
 
     def accumulate(name: str, x: torch.Tensor) -> None:
-        xtx, xabs = stats(x)                                   # q/k/v share one product
-        acc = sums.setdefault(name, [0, 0, 0])
-        acc[0] = acc[0] + xtx
-        acc[1] = acc[1] + xabs
-        acc[2] += x.shape[0]
+        gram.add(name, x)
+        abs_sums[name] = abs_sums.get(name, 0) + abs_sum(x)
 
     for_each_linear_input(model, names, batches, accumulate, batch_size)
-    return {n: (a[0] / a[2], a[1] / a[2]) for n, a in sums.items()}
+    return {n: (H, abs_sums[n] / gram.counts[n]) for n, H in gram.mean().items()}
 
 
 def awq_scale_search(
@@ -187,9 +189,7 @@ def awq_quantize_(
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    inside = {id(m) for m in decoder_blocks(model).modules()}
-    linears = {n: m for n, m in model.named_modules()
-               if isinstance(m, nn.Linear) and id(m) in inside}
+    linears = block_linears(model)
     if stats is None:
         if calib_ids is None:
             raise ValueError("calib_ids is required when stats is None")

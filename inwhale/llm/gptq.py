@@ -44,72 +44,58 @@ quantized weight; ``Err`` scaled errors of a block; ``Losses`` the per-weight OB
 
 Scale and zero point always come from :func:`inwhale.choose_qparams` (per row, for the group or
 the whole row), and every column is rounded with :func:`inwhale.fake_quantize`.
+
+Layout: :func:`gptq_quantize_weight` is the algorithm for one matrix, written as (3) reads.
+:func:`gptq_quantize_weights` is a speed-up only: the same column loop run on a stack of
+same-shape matrices at once (each with its own Hessian), so that a CPU pays the Python loop
+over columns once for all 30 ``o_proj`` layers of SmolLM2 instead of 30 times; a test checks it
+against the one-matrix solver. :func:`gptq_quantize_` applies either to a whole model; the
+block-by-block plumbing it needs (finding the blocks, recording the first block's inputs,
+replaying a block) lives in :mod:`inwhale.llm.harness`, and round-to-nearest, the baseline, in
+:mod:`inwhale.llm.rtn`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from inwhale.core.affine import fake_quantize_view
+from inwhale.core.checks import check_bits, check_group_size
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
-from inwhale.llm import rtn as _rtn
 from inwhale.llm.harness import (
-    LastInputMemo,
-    _forward_logits,
-    _model_device,
+    BlockInputs,
+    GramAccumulator,
+    QuantReport,
+    block_linears,
     calibration_batches,
-    find_linears,
+    decoder_blocks,
+    first_block_inputs,
     for_each_linear_input,
+    intra_op_threads,
+    run_block,
 )
+from inwhale.llm.rtn import rtn_weight  # noqa: F401  (the baseline; chapters import it from here)
 
 __all__ = [
     "GPTQResult",
     "collect_hessians",
-    "decoder_blocks",
     "gptq_quantize_",
     "gptq_quantize_weight",
     "gptq_quantize_weights",
-    "rtn_quantize_",
-    "rtn_weight",
 ]
 
 
-def _check_bits_group(bits: int, group_size: int | None, in_features: int) -> None:
-    if not isinstance(bits, int) or not 1 <= bits <= 16:
-        raise ValueError(f"bits must be an int in [1, 16], got {bits!r}")
-    if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
-        raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
-    if group_size is not None and group_size > in_features:
-        raise ValueError(f"group_size={group_size} exceeds in_features={in_features}")
-
-
-def rtn_weight(
-    W: torch.Tensor, *, bits: int, group_size: int | None = 128, symmetric: bool = False
-) -> torch.Tensor:
-    """Round-to-nearest baseline: min–max qparams per row (``group_size=None``) or per group.
-
-    ``Ŵ = fake_quantize(W, choose_qparams(W, granularity=PerGroup(g)))``; shape (O, I) kept.
-
-    >>> W = torch.tensor([[0.0, 0.4, 1.0, -1.0]])
-    >>> rtn_weight(W, bits=2, group_size=2)   # group 2: s = 2/3, z = round(1.5) = 2 (ties even)
-    tensor([[ 0.0000,  0.4000,  0.6667, -1.3333]])
-    """
-    _check_bits_group(bits, group_size, W.shape[-1])
-    return _rtn.rtn_weight(W, bits, group_size, axis=0, symmetric=symmetric)  # the one RTN
-
-
-@dataclass
+@dataclasses.dataclass
 class GPTQResult:
     """Output of :func:`gptq_quantize_weight`.
 
     Attributes:
-        Q: the quantized (fake-quantized, float) weight, shape (O, I), original column order.
+        Q: the quantized (fake-quantized) weight, float32, shape (O, I), original column order.
         losses: OBS loss per weight ``(w − q)²/Hinv_jj²/2``, shape (O, I), original order.
         perm: the act-order permutation used (``None`` without act-order).
     """
@@ -117,6 +103,11 @@ class GPTQResult:
     Q: torch.Tensor
     losses: torch.Tensor
     perm: torch.Tensor | None
+
+
+# ---------------------------------------------------------------------------------------------
+# one matrix
+# ---------------------------------------------------------------------------------------------
 
 
 def _inverse_hessian_factor(H: torch.Tensor, percdamp: float, name: str) -> torch.Tensor:
@@ -146,27 +137,12 @@ def _inverse_hessian_factor(H: torch.Tensor, percdamp: float, name: str) -> torc
     return torch.linalg.solve_triangular(R, eye, upper=True)
 
 
-def _column_qparams(
-    W: torch.Tensor, bits: int, symmetric: bool
-) -> QParams:
-    """Per-row qparams of a block of columns ``W`` (L, O, k) from the core: scale (L, O, 1).
-
-    Every row of every layer is one row for :func:`inwhale.choose_qparams` (``PerAxis(0)``
-    on the ``(L·O, k)`` view); the result is shaped back to broadcast against ``(L, O, 1)``.
-    """
-    n_layers, n_rows, k = W.shape
-    qp = choose_qparams(W.reshape(n_layers * n_rows, k), bits=bits, symmetric=symmetric,
-                        granularity=PerAxis(0))
-    shape = (n_layers, n_rows, 1)
-    return QParams(qp.scale.view(shape), qp.zero_point.view(shape), qp.qmin, qp.qmax,
-                   PerAxis(0), bits)
-
-
 def _prepare(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int | None,
              percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate one layer's ``W`` (O, I) and ``H`` (I, I); float32 copies, dead columns fixed."""
     I = W.shape[1]  # noqa: E741
-    _check_bits_group(bits, group_size, I)
+    check_bits(bits)
+    check_group_size(group_size, I)
     if H.shape != (I, I):
         raise ValueError(f"H must have shape ({I}, {I}) for W of shape {tuple(W.shape)}")
     if percdamp < 0:
@@ -176,6 +152,55 @@ def _prepare(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int | None
     H[dead, dead] = 1.0                                    # dead inputs: no information
     W[:, dead] = 0.0
     return W, H
+
+
+def _fit_blocksize(blocksize: int, group_size: int | None) -> int:
+    """A lazy batch must not straddle a group: round ``blocksize`` to a multiple of the group
+    size unless one divides the other."""
+    if group_size is not None and group_size % blocksize and blocksize % group_size:
+        return group_size * max(1, blocksize // group_size)
+    return blocksize
+
+
+def _row_qparams(W: torch.Tensor, bits: int, symmetric: bool) -> QParams:
+    """One scale and zero point per row of ``W`` (O, k), from the core: scale (O, 1)."""
+    return choose_qparams(W, bits=bits, symmetric=symmetric, granularity=PerAxis(0))
+
+
+def _gptq_columns(W: torch.Tensor, U: torch.Tensor, *, bits: int, group_size: int | None,
+                  symmetric: bool, blocksize: int, static: QParams | None = None,
+                  perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Equation (3) with lazy batches on one matrix ``W`` (O, I), updated in place.
+
+    ``U`` (I, I) is the upper Cholesky factor of the damped inverse Hessian. Column ``j`` is
+    rounded with its row's scale and zero point (the whole row's, fixed up front; or its
+    group's, computed when ``j`` starts the group; or, with ``static``, the group of its
+    original index ``perm[j]``); its scaled error ``Err_j`` is spread over the later columns
+    of the lazy batch at once and over the rest of the matrix at the end of the batch.
+    Returns ``(Q, Losses)``, both (O, I), in ``W``'s (possibly permuted) column order.
+    """
+    O, I = W.shape  # noqa: E741
+    Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
+    qp = _row_qparams(W, bits, symmetric) if group_size is None else None
+    for i1 in range(0, I, blocksize):
+        i2 = min(i1 + blocksize, I)
+        Err = torch.zeros(O, i2 - i1, dtype=W.dtype, device=W.device)
+        for j in range(i1, i2):
+            if static is not None:
+                g = int(perm[j]) // group_size
+                qp = dataclasses.replace(static, scale=static.scale[:, g],
+                                         zero_point=static.zero_point[:, g],
+                                         granularity=PerAxis(0))
+            elif group_size is not None and j % group_size == 0:
+                qp = _row_qparams(W[:, j : j + group_size], bits, symmetric)
+            q = fake_quantize_view(W[:, j : j + 1], qp)      # (O, 1): the core rounds column j
+            Q[:, j : j + 1] = q
+            err = (W[:, j : j + 1] - q) / U[j, j]             # Err_j of (3)
+            W[:, j:i2] -= err * U[j, j:i2]                    # W[:, j:] −= Err_j ⊗ U[j, j:]
+            Err[:, j - i1 : j - i1 + 1] = err
+        W[:, i2:] -= Err @ U[i1:i2, i2:]                      # the lazy batch's update, at once
+        Losses[:, i1:i2] = Err.square() / 2                   # (w − q)² / U_jj² / 2
+    return Q, Losses
 
 
 @torch.no_grad()
@@ -196,8 +221,9 @@ def gptq_quantize_weight(
     Args:
         W: weight (O, I) — rows are outputs, columns inputs (``nn.Linear.weight``).
         H: Hessian (I, I), e.g. ``2 X Xᵀ / n`` from :func:`collect_hessians`.
-        bits, symmetric: the integer grid (asymmetric min–max by default, as in the paper).
+        bits: the code width (asymmetric min–max by default, as in the paper).
         group_size: columns per scale/zero point; ``None`` = one per row (per-channel).
+        symmetric: symmetric grid instead of min–max.
         percdamp: damping λ as a fraction of mean(diag H).
         blocksize: columns per lazy batch; with groups it must divide ``group_size`` or be a
             multiple of it (otherwise it is rounded to a multiple).
@@ -207,7 +233,12 @@ def gptq_quantize_weight(
         name: layer name used in error messages.
 
     Returns:
-        :class:`GPTQResult` with ``Q`` in ``W``'s dtype and device.
+        :class:`GPTQResult` (``Q`` float32, on ``W``'s device).
+
+    Raises:
+        ValueError: ``bits``/``group_size`` out of range, ``H`` of the wrong shape, or
+            ``percdamp < 0``.
+        RuntimeError: the damped Hessian is not positive definite (names ``name``).
 
     Edge cases: with ``H = c·I`` no error is propagated (``Hinv`` is diagonal) and GPTQ is
     exactly round-to-nearest. A column with ``H_jj = 0`` is zeroed (its input is always 0).
@@ -226,14 +257,20 @@ def gptq_quantize_weight(
     if act_order:
         perm = torch.argsort(torch.diag(H), descending=True)
         W, H = W[:, perm], H[perm][:, perm]
-    Hinv = _inverse_hessian_factor(H, percdamp, name)      # (I, I) upper triangular
-    Q, Losses = _solve(W[None], Hinv[None], bits, group_size, symmetric, blocksize,
-                       static, perm)
-    Q, Losses = Q[0], Losses[0]
+    U = _inverse_hessian_factor(H, percdamp, name)         # (I, I) upper triangular
+    with intra_op_threads(1, W.device):
+        Q, Losses = _gptq_columns(W, U, bits=bits, group_size=group_size, symmetric=symmetric,
+                                  blocksize=_fit_blocksize(blocksize, group_size),
+                                  static=static, perm=perm)
     if perm is not None:
         inv = torch.argsort(perm)
         Q, Losses = Q[:, inv], Losses[:, inv]
     return GPTQResult(Q, Losses, perm)
+
+
+# ---------------------------------------------------------------------------------------------
+# a speed-up: many same-shape matrices through one column loop
+# ---------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -254,7 +291,16 @@ def gptq_quantize_weights(
     loop over columns, which is what costs time on a CPU: quantizing SmolLM2's 30 ``o_proj``
     layers this way runs 576 loop steps instead of 30 × 576. The arithmetic per layer is that
     of :func:`gptq_quantize_weight` (batched matrix products may round differently in the
-    last bit).
+    last bit, so a rare weight can land on the neighbouring grid point).
+
+    Args:
+        Ws: weights, all of shape (O, I).
+        Hs: their Hessians, each (I, I).
+        bits, group_size, symmetric, percdamp, blocksize: as in :func:`gptq_quantize_weight`.
+        names: layer names for error messages.
+
+    Returns:
+        One :class:`GPTQResult` per layer (``perm`` is ``None``).
 
     >>> W = torch.tensor([[1.0, -0.3, 0.2, 0.7]])
     >>> H = torch.tensor([[2.0, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
@@ -271,61 +317,59 @@ def gptq_quantize_weights(
     names = names or [f"weight {k}" for k in range(len(Ws))]
     prepared = [_prepare(W, H, bits, group_size, percdamp) for W, H in zip(Ws, Hs, strict=True)]
     W = torch.stack([w for w, _ in prepared])                              # (L, O, I)
-    Hinv = torch.stack([_inverse_hessian_factor(h, percdamp, n)
-                        for (_, h), n in zip(prepared, names, strict=True)])  # (L, I, I)
-    Q, Losses = _solve(W, Hinv, bits, group_size, symmetric, blocksize, None, None)
+    U = torch.stack([_inverse_hessian_factor(h, percdamp, n)
+                     for (_, h), n in zip(prepared, names, strict=True)])  # (L, I, I)
+    with intra_op_threads(1, W.device):
+        Q, Losses = _stacked_gptq_columns(W, U, bits, group_size, symmetric,
+                                          _fit_blocksize(blocksize, group_size))
     return [GPTQResult(Q[k], Losses[k], None) for k in range(len(Ws))]
 
 
-def _solve(W: torch.Tensor, Hinv: torch.Tensor, bits: int, group_size: int | None,
-           symmetric: bool, blocksize: int, static: QParams | None,
-           perm: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the column loop on ``W`` (L, O, I) with factors ``Hinv`` (L, I, I); (Q, Losses)."""
-    if group_size is not None and group_size % blocksize and blocksize % group_size:
-        blocksize = group_size * max(1, blocksize // group_size)   # groups must not straddle
-    qp = None if group_size is not None else _column_qparams(W, bits, symmetric)
-    Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
-    with _intra_op_threads(1, W.device):
-        _column_loop(W, Hinv, Q, Losses, qp, static, perm, bits, group_size, symmetric, blocksize)
-    return Q, Losses
+def _stacked_row_qparams(W: torch.Tensor, bits: int, symmetric: bool) -> QParams:
+    """:func:`_row_qparams` for a stack ``W`` (L, O, k): every row of every layer is one row
+    for the core (the ``(L·O, k)`` view); scale and zero point shaped (L, O, 1)."""
+    n_layers, n_rows, k = W.shape
+    qp = _row_qparams(W.reshape(n_layers * n_rows, k), bits, symmetric)
+    shape = (n_layers, n_rows, 1)
+    return dataclasses.replace(qp, scale=qp.scale.view(shape),
+                               zero_point=qp.zero_point.view(shape))
 
 
-def _column_loop(W: torch.Tensor, Hinv: torch.Tensor, Q: torch.Tensor, Losses: torch.Tensor,
-                 qp: QParams | None, static: QParams | None, perm: torch.Tensor | None,
-                 bits: int, group_size: int | None, symmetric: bool, blocksize: int) -> None:
-    """Equation (3) with lazy batches; fills ``Q`` and ``Losses`` in place (permuted order).
+def _stacked_gptq_columns(W: torch.Tensor, U: torch.Tensor, bits: int, group_size: int | None,
+                          symmetric: bool, blocksize: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_gptq_columns` on a stack ``W`` (L, O, I) with factors ``U`` (L, I, I).
 
-    All tensors carry a leading layer axis ``L`` (1 for a single matrix): ``W`` (L, O, I),
-    ``Hinv`` (L, I, I). The inner loop is a few small ops per column, so it is written for
-    speed: the column is rounded by the core's unchecked
-    :func:`~inwhale.core.fake_quantize_view` (same arithmetic as ``fake_quantize``), the rank-1
-    update is a batched outer product, and the OBS losses ``(w − q)²/d²/2 = Err²/2`` are
-    computed for the whole block at once.
+    The same steps with a leading layer axis, written for speed: the lazy batch is a copy
+    ``W1``, the rank-1 update a batched outer product, and only later columns are updated.
     """
     I = W.shape[-1]  # noqa: E741
+    qp = None if group_size is not None else _stacked_row_qparams(W, bits, symmetric)
+    Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
     for i1 in range(0, I, blocksize):
         i2 = min(i1 + blocksize, I)
-        W1, Hinv1 = W[..., i1:i2].clone(), Hinv[:, i1:i2, i1:i2]   # (L, O, B), (L, B, B)
+        W1, U1 = W[..., i1:i2].clone(), U[:, i1:i2, i1:i2]     # (L, O, B), (L, B, B)
         Err1 = torch.zeros_like(W1)
         for i in range(i2 - i1):
             col = i1 + i
-            if static is not None:                         # group of the original column
-                g = int(perm[col]) // group_size
-                qp = QParams(static.scale[None, :, g], static.zero_point[None, :, g],
-                             static.qmin, static.qmax, PerAxis(0), bits)
-            elif group_size is not None and col % group_size == 0:
+            if group_size is not None and col % group_size == 0:
                 # The group's columns as the updates so far have left them: at a block start
                 # they are in W (all lazy updates applied); inside a block, in W1.
                 src = W[..., col : col + group_size] if i == 0 else W1[..., i : i + group_size]
-                qp = _column_qparams(src, bits, symmetric)
-            w = W1[..., i : i + 1]                           # (L, O, 1)
-            q = fake_quantize_view(w, qp)                    # the core rounds the column
+                qp = _stacked_row_qparams(src, bits, symmetric)
+            w = W1[..., i : i + 1]                               # (L, O, 1)
+            q = fake_quantize_view(w, qp)
             Q[..., col : col + 1] = q
             err = Err1[..., i : i + 1]
-            torch.div(w - q, Hinv1[:, i, i, None, None], out=err)          # Err_j of (3)
-            W1[..., i + 1 :] -= err.bmm(Hinv1[:, i : i + 1, i + 1 :])      # later columns
+            torch.div(w - q, U1[:, i, i, None, None], out=err)            # Err_j of (3)
+            W1[..., i + 1 :] -= err.bmm(U1[:, i : i + 1, i + 1 :])        # later columns
         Losses[..., i1:i2] = Err1.square() / 2
-        W[..., i2:] -= Err1.bmm(Hinv[:, i1:i2, i2:])        # lazy batch update
+        W[..., i2:] -= Err1.bmm(U[:, i1:i2, i2:])                 # lazy batch update
+    return Q, Losses
+
+
+# ---------------------------------------------------------------------------------------------
+# a whole model
+# ---------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -339,120 +383,11 @@ def collect_hessians(
 
     All layers see the float model's activations (no sequential quantization): cheap, and
     the Hessians can be reused for several bit widths. Memory: one (I, I) matrix per layer.
+    The sums are those of :class:`~inwhale.llm.harness.GramAccumulator`.
     """
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-
-    xtx = LastInputMemo(lambda x: x.float().T @ x.float())   # q/k/v share one product
-
-    def accumulate(name: str, x: torch.Tensor) -> None:
-        sums[name] = sums.get(name, 0) + xtx(x)                # (I, I)
-        counts[name] = counts.get(name, 0) + x.shape[0]
-
-    for_each_linear_input(model, names, batches, accumulate, batch_size)
-    return {n: 2 * sums[n] / counts[n] for n in sums}
-
-
-def decoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The model's stack of transformer blocks: the longest ``nn.ModuleList`` holding linears.
-
-    Found by structure, not class names (``model.model.layers`` for LLaMA, ``transformer.h``
-    for GPT-2, ``model.decoder.layers`` for OPT).
-
-    >>> class Net(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(2, 2)) for _ in range(3))
-    >>> len(decoder_blocks(Net()))
-    3
-    """
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0
-             and any(isinstance(s, nn.Linear) for s in m.modules())]
-    if not lists:
-        raise ValueError("model has no nn.ModuleList of blocks containing nn.Linear layers")
-    return max(lists, key=len)
-
-
-class _intra_op_threads:
-    """Context manager: run torch CPU ops on ``n`` threads, then restore the previous count.
-
-    GPTQ's column loop is thousands of tiny ops; on a CPU, spreading each over several threads
-    only adds synchronization (10x slower on a busy 2-core machine), so the loop runs on one.
-    """
-
-    def __init__(self, n: int, device: torch.device) -> None:
-        self.n, self.active = n, device.type == "cpu"
-
-    def __enter__(self) -> None:
-        if self.active:
-            self.previous = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.active:
-            torch.set_num_threads(self.previous)
-
-
-class _StopForward(Exception):
-    """Raised by the catcher hook once the first block's inputs are recorded."""
-
-
-def _first_block_inputs(
-    model: nn.Module, block: nn.Module, batches: torch.Tensor, batch_size: int
-) -> list[tuple[tuple, dict]]:
-    """(args, kwargs) of ``block`` for each chunk of ``batches`` (the model stops there)."""
-    records: list[tuple[tuple, dict]] = []
-
-    def catcher(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        records.append((args, kwargs))
-        raise _StopForward
-
-    handle = block.register_forward_pre_hook(catcher, with_kwargs=True)
-    device = _model_device(model)
-    try:
-        for start in range(0, batches.shape[0], batch_size):
-            try:
-                _forward_logits(model, batches[start : start + batch_size].to(device))
-            except _StopForward:
-                pass
-    finally:
-        handle.remove()
-    return records
-
-
-def _run_block(block: nn.Module, records: list[tuple[tuple, dict]]) -> list[tuple[tuple, dict]]:
-    """Run ``block`` on every recorded chunk; its output becomes the next block's input."""
-    out = []
-    for args, kwargs in records:
-        y = block(*args, **kwargs)
-        y = y[0] if isinstance(y, (tuple, list)) else y
-        out.append(((y, *args[1:]), kwargs))
-    return out
-
-
-def _block_hessians(block: nn.Module, linears: dict[str, nn.Linear],
-                    records: list[tuple[tuple, dict]]) -> dict[str, torch.Tensor]:
-    """Run the block on its inputs and accumulate ``2XXᵀ/n`` for each of its linears."""
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-
-    xtx = LastInputMemo(lambda x: x.float().T @ x.float())   # q/k/v share one product
-
-    def hook_for(name: str) -> Callable[..., None]:
-        def hook(module: nn.Linear, inputs: tuple) -> None:
-            x = inputs[0].reshape(-1, module.in_features)
-            sums[name] = sums.get(name, 0) + xtx(x)
-            counts[name] = counts.get(name, 0) + x.shape[0]
-        return hook
-
-    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
-    try:
-        for args, kwargs in records:
-            block(*args, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
-    return {n: 2 * sums[n] / counts[n] for n in sums}
+    gram = GramAccumulator()
+    for_each_linear_input(model, names, batches, gram.add, batch_size)
+    return {n: 2 * xtx for n, xtx in gram.mean().items()}
 
 
 def _shared_input_groups(linears: dict[str, nn.Linear],
@@ -460,7 +395,8 @@ def _shared_input_groups(linears: dict[str, nn.Linear],
     """Group a block's linears whose Hessians are identical (they read the same input).
 
     In a LLaMA block that is ``[q, k, v], [o], [gate, up], [down]``; found by comparing the
-    Hessians, not by names, so any architecture works.
+    Hessians, not by names, so any architecture works. GPTQ treats rows independently, so one
+    solve of a group's stacked rows equals separate solves.
 
     >>> lins = {n: nn.Linear(2, 2) for n in "abc"}
     >>> _shared_input_groups(lins, {"a": torch.eye(2), "b": torch.ones(2, 2), "c": torch.eye(2)})
@@ -475,6 +411,64 @@ def _shared_input_groups(linears: dict[str, nn.Linear],
         else:
             groups.append([name])
     return groups
+
+
+def _write_back(linears: dict[str, nn.Linear], names: list[str], res: GPTQResult,
+                report: QuantReport) -> None:
+    """Copy the stacked rows of ``res`` back into the linears ``names``; record their losses."""
+    rows = 0
+    for n in names:
+        weight = linears[n].weight
+        out = weight.shape[0]
+        weight.copy_(res.Q[rows : rows + out].to(weight.dtype))
+        report.layers.append(n)
+        report.details["loss"][n] = float(res.losses[rows : rows + out].sum())
+        rows += out
+
+
+def _gptq_block_by_block_(model: nn.Module, records: BlockInputs | None,
+                          hessians: dict[str, torch.Tensor] | None, solve: dict,
+                          report: QuantReport, progress: bool) -> None:
+    """The paper's procedure: per block, Hessians from its inputs (unless given), solve each
+    group of linears, then run the quantized block to get the next block's inputs."""
+    from tqdm.auto import tqdm
+
+    for block in tqdm(decoder_blocks(model), desc="GPTQ blocks", disable=not progress):
+        linears = block_linears(model, block)
+        Hs = hessians
+        if records is not None:
+            gram = GramAccumulator()
+            run_block(block, records, linears, gram.add)
+            Hs = {n: 2 * xtx for n, xtx in gram.mean().items()}
+        for names in _shared_input_groups(linears, Hs):
+            W = torch.cat([linears[n].weight for n in names])
+            res = gptq_quantize_weight(W, Hs[names[0]].to(W.device), name=" + ".join(names),
+                                       **solve)
+            _write_back(linears, names, res, report)
+        if records is not None:
+            records = run_block(block, records)
+
+
+def _gptq_batched_(model: nn.Module, hessians: dict[str, torch.Tensor], solve: dict,
+                   report: QuantReport, progress: bool) -> None:
+    """Hessians given, no act-order: every block is independent, so the same-shape problems
+    of all blocks share one column loop (:func:`gptq_quantize_weights`)."""
+    from tqdm.auto import tqdm
+
+    buckets: dict[tuple[int, int], list[tuple[list[str], dict[str, nn.Linear]]]] = {}
+    for block in decoder_blocks(model):
+        linears = block_linears(model, block)
+        for names in _shared_input_groups(linears, hessians):
+            shape = (sum(linears[n].out_features for n in names),
+                     linears[names[0]].in_features)
+            buckets.setdefault(shape, []).append((names, linears))
+    for problems in tqdm(buckets.values(), desc="GPTQ layer shapes", disable=not progress):
+        Ws = [torch.cat([lins[n].weight for n in names]) for names, lins in problems]
+        Hs = [hessians[names[0]].to(Ws[0].device) for names, _ in problems]
+        results = gptq_quantize_weights(Ws, Hs, names=[" + ".join(n) for n, _ in problems],
+                                        **solve)
+        for (names, lins), res in zip(problems, results, strict=True):
+            _write_back(lins, names, res, report)
 
 
 @torch.no_grad()
@@ -492,116 +486,53 @@ def gptq_quantize_(
     batch_size: int = 8,
     hessians: dict[str, torch.Tensor] | None = None,
     progress: bool = True,
-) -> dict:
+) -> QuantReport:
     """Quantize every ``nn.Linear`` of the model's blocks with GPTQ, **in place**.
 
     Sequential (the paper's procedure, ``hessians=None``): the inputs of block ``i`` are
     computed with blocks ``< i`` already quantized; each block is run once to collect its
     linears' Hessians and once more, quantized, to produce the next block's inputs.
     With precomputed ``hessians`` (from :func:`collect_hessians`) the calibration pass is
-    skipped and each linear is solved from its float-model Hessian.
+    skipped and each linear is solved from its float-model Hessian (without act-order, all
+    blocks at once through :func:`gptq_quantize_weights`).
 
     Args:
-        model: a causal LM (ids (B, T) -> logits); its blocks are :func:`decoder_blocks`.
+        model: a causal LM (ids (B, T) -> logits); its blocks are
+            :func:`~inwhale.llm.harness.decoder_blocks`.
         calib_ids: 1-D calibration token ids (cut by :func:`calibration_batches` into
             ``n_samples`` windows of ``seq_len``); may be ``None`` when ``hessians`` is given.
         bits, group_size, symmetric, percdamp, act_order: see :func:`gptq_quantize_weight`.
+        n_samples, seq_len: calibration windows.
         batch_size: calibration windows per forward pass.
+        hessians: ``{linear name: H}`` to skip the calibration pass.
         progress: tqdm bar over blocks.
 
     Returns:
-        ``{"method", "bits", "group_size", "act_order", "layers", "seconds", "loss"}`` where
-        ``loss[name]`` is the summed OBS loss of that layer.
+        :class:`~inwhale.llm.harness.QuantReport` with method ``"gptq"``, the layers in model
+        order, settings ``bits``, ``group_size``, ``act_order`` and details ``loss``
+        (``loss[name]``: the summed OBS loss of that layer).
+
+    Raises:
+        ValueError: bad ``bits``/``group_size``, or neither ``calib_ids`` nor ``hessians``.
     """
-    from tqdm.auto import tqdm
-
-    blocks = decoder_blocks(model)
+    check_bits(bits)
+    check_group_size(group_size)
     t0 = time.perf_counter()
-    report: dict = {"method": "gptq", "bits": bits, "group_size": group_size,
-                    "act_order": act_order, "layers": [], "loss": {}}
-    prefix = {id(m): n for n, m in model.named_modules()}
-    records = None
-    if hessians is None:
-        if calib_ids is None:
-            raise ValueError("calib_ids is required when hessians is None")
-        batches = calibration_batches(calib_ids, n_samples, seq_len)
-        records = _first_block_inputs(model, blocks[0], batches, batch_size)
-    def write_back(names: list[str], linears: dict[str, nn.Linear], res: GPTQResult) -> None:
-        rows = 0
-        for n in names:
-            lin = linears[n]
-            out = lin.weight.shape[0]
-            lin.weight.copy_(res.Q[rows : rows + out].to(lin.weight.dtype))
-            report["layers"].append(n)
-            report["loss"][n] = float(res.losses[rows : rows + out].sum())
-            rows += out
-
-    # Linears fed by the same input (q/k/v, gate/up) share H: GPTQ treats rows
-    # independently, so one solve of their stacked rows equals separate solves.
-    if records is None and not act_order:
-        # Hessians given: every block is independent, so same-shape problems of all blocks
-        # share one batched column loop (gptq_quantize_weights).
-        buckets: dict[tuple, list[tuple[list[str], dict[str, nn.Linear]]]] = {}
-        for block in blocks:
-            base = prefix[id(block)]
-            linears = {f"{base}.{n}": m for n, m in find_linears(block, skip=()).items()}
-            for names in _shared_input_groups(linears, hessians):
-                shape = (sum(linears[n].out_features for n in names),
-                         linears[names[0]].in_features)
-                buckets.setdefault(shape, []).append((names, linears))
-        for problems in tqdm(buckets.values(), desc="GPTQ layer shapes", disable=not progress):
-            Ws = [torch.cat([lins[n].weight for n in names]) for names, lins in problems]
-            Hs = [hessians[names[0]].to(Ws[0].device) for names, _ in problems]
-            results = gptq_quantize_weights(
-                Ws, Hs, bits=bits, group_size=group_size, symmetric=symmetric,
-                percdamp=percdamp, names=[" + ".join(names) for names, _ in problems])
-            for (names, lins), res in zip(problems, results, strict=True):
-                write_back(names, lins, res)
-        report["seconds"] = time.perf_counter() - t0
-        return report
-
-    for block in tqdm(blocks, desc="GPTQ blocks", disable=not progress):
-        base = prefix[id(block)]
-        linears = {f"{base}.{n}": m for n, m in find_linears(block, skip=()).items()}
-        Hs = hessians if records is None else _block_hessians(block, linears, records)
-        for names in _shared_input_groups(linears, Hs):
-            W = torch.cat([linears[n].weight for n in names])
-            res = gptq_quantize_weight(W, Hs[names[0]].to(W.device), bits=bits,
-                                       group_size=group_size, symmetric=symmetric,
-                                       percdamp=percdamp, act_order=act_order,
-                                       name=" + ".join(names))
-            write_back(names, linears, res)
-        if records is not None:
-            records = _run_block(block, records)
-    report["seconds"] = time.perf_counter() - t0
+    report = QuantReport("gptq", [], 0.0, {"bits": bits, "group_size": group_size,
+                                           "act_order": act_order}, {"loss": {}})
+    solve = dict(bits=bits, group_size=group_size, symmetric=symmetric, percdamp=percdamp)
+    if hessians is not None and not act_order:
+        _gptq_batched_(model, hessians, solve, report, progress)
+    else:
+        records = None
+        if hessians is None:
+            if calib_ids is None:
+                raise ValueError("calib_ids is required when hessians is None")
+            batches = calibration_batches(calib_ids, n_samples, seq_len)
+            records = first_block_inputs(model, batches, batch_size)
+        _gptq_block_by_block_(model, records, hessians, dict(solve, act_order=act_order),
+                              report, progress)
+    order = {n: k for k, n in enumerate(block_linears(model))}
+    report.layers.sort(key=order.__getitem__)
+    report.seconds = time.perf_counter() - t0
     return report
-
-
-@torch.no_grad()
-def rtn_quantize_(
-    model: nn.Module,
-    calib_ids: torch.Tensor | None = None,
-    *,
-    bits: int = 4,
-    group_size: int | None = 128,
-    symmetric: bool = False,
-    progress: bool = True,
-) -> dict:
-    """Round-to-nearest every linear of the model's blocks, in place (the baseline).
-
-    ``calib_ids`` is ignored (RTN needs no data); it is there so every method has the same
-    signature. Returns ``{"method", "bits", "group_size", "layers", "seconds"}``.
-    """
-    from tqdm.auto import tqdm
-
-    t0 = time.perf_counter()
-    blocks = decoder_blocks(model)
-    inside = {id(m) for m in blocks.modules()}
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
-    modules = dict(model.named_modules())
-    for name in tqdm(names, desc="RTN", disable=not progress):
-        w = modules[name].weight
-        w.copy_(rtn_weight(w.float(), bits=bits, group_size=group_size,
-                           symmetric=symmetric).to(w.dtype))
-    return {"method": "rtn", "bits": bits, "group_size": group_size, "layers": names,
-            "seconds": time.perf_counter() - t0}

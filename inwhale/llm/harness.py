@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,16 +45,24 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "BlockInputs",
+    "GramAccumulator",
     "LastInputMemo",
     "NormLinears",
     "PerplexityResult",
+    "QuantReport",
+    "block_linears",
     "calibration_batches",
     "capture_linear_inputs",
+    "decoder_blocks",
     "find_linears",
+    "first_block_inputs",
     "for_each_linear_input",
+    "intra_op_threads",
     "linear_input_absmax",
     "norm_linear_pairs",
     "perplexity",
+    "run_block",
 ]
 
 
@@ -125,12 +133,18 @@ class PerplexityResult:
         nll: mean negative log-likelihood in nats per scored token.
         n_tokens: number of tokens scored (the tail that fills no whole window is not scored).
         context_len: the window length actually used (``min(context_len, len(ids))``).
+        token_nll: ``(n_tokens,)`` float32, the negative log-likelihood of every scored token
+            in order, window after window: what paired comparisons of two models resample
+            (:mod:`inwhale.llm.uncertainty`). ``None`` when built by hand.
+        window_tokens: scored tokens per window, in order (they sum to ``n_tokens``).
     """
 
     ppl: float
     nll: float
     n_tokens: int
     context_len: int
+    token_nll: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    window_tokens: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"ppl {self.ppl:.2f} on {self.n_tokens:,} tokens, context {self.context_len}"
@@ -199,7 +213,7 @@ def perplexity(
     device = _model_device(model) if device is None else torch.device(device)
     ids = ids.to(device)
     windows = _windows(ids.numel(), length, stride)
-    total_nll, total_tokens = 0.0, 0
+    total_nll, total_tokens, per_token = 0.0, 0, []
     with (
         _EvalMode(model),
         tqdm(total=len(windows), desc="perplexity", unit="window", disable=not progress) as bar,
@@ -212,9 +226,12 @@ def perplexity(
             for row, (_, n_scored) in enumerate(chunk):
                 total_nll += nll[row, -n_scored:].double().sum().item()
                 total_tokens += n_scored
+                per_token.append(nll[row, -n_scored:].cpu())
             bar.update(len(chunk))
     mean = total_nll / total_tokens
-    return PerplexityResult(ppl=math.exp(mean), nll=mean, n_tokens=total_tokens, context_len=length)
+    return PerplexityResult(ppl=math.exp(mean), nll=mean, n_tokens=total_tokens, context_len=length,
+                            token_nll=torch.cat(per_token),
+                            window_tokens=tuple(n for _, n in windows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,6 +448,20 @@ class LastInputMemo:
         return self.value
 
 
+def _hook_linear_inputs(
+    linears: Mapping[str, nn.Module], fn: Callable[[str, torch.Tensor], None]
+) -> list[torch.utils.hooks.RemovableHandle]:
+    """Pre-hooks calling ``fn(name, x)`` with each linear's input as ``(B·T, in_features)``."""
+
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(module: nn.Linear, inputs: tuple) -> None:
+            fn(name, inputs[0].reshape(-1, module.in_features))
+
+        return hook
+
+    return [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+
+
 @torch.no_grad()
 def for_each_linear_input(
     model: nn.Module,
@@ -461,13 +492,7 @@ def for_each_linear_input(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
-    def hook_for(name: str) -> Callable[..., None]:
-        def hook(module: nn.Linear, inputs: tuple) -> None:
-            fn(name, inputs[0].reshape(-1, module.in_features))
-
-        return hook
-
-    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in linears.items()]
+    handles = _hook_linear_inputs(linears, fn)
     device = _model_device(model)
     try:
         with _EvalMode(model):
@@ -550,3 +575,197 @@ def linear_input_absmax(
 
     for_each_linear_input(model, names, batches, update, batch_size)
     return stats
+
+
+class GramAccumulator:
+    """Running ``XᵀX`` and token count per layer: the second moment every OBS-style method needs.
+
+    ``add(name, x)`` takes a linear's input ``x`` of shape ``(n, I)`` and adds ``xᵀx``
+    (float32, ``(I, I)``) to that layer's sum; :meth:`mean` returns ``{name: XᵀX / n}`` over
+    all tokens added. GPTQ's Hessian is ``2 XᵀX / n`` and AWQ's output-error matrix ``XᵀX / n``:
+    both come from here. Layers that read the same input tensor one after the other (q/k/v)
+    share one product through :class:`LastInputMemo`.
+
+    >>> acc = GramAccumulator()
+    >>> acc.add("a", torch.tensor([[1.0, 2.0]])); acc.add("a", torch.tensor([[3.0, 0.0]]))
+    >>> acc.mean()["a"]                       # ([1,2]ᵀ[1,2] + [3,0]ᵀ[3,0]) / 2
+    tensor([[5., 1.],
+            [1., 2.]])
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self._xtx = LastInputMemo(lambda x: x.float().T @ x.float())
+
+    def add(self, name: str, x: torch.Tensor) -> None:
+        """Add the rows of ``x`` (n, I) to layer ``name``."""
+        self.sums[name] = self.sums.get(name, 0) + self._xtx(x)
+        self.counts[name] = self.counts.get(name, 0) + x.shape[0]
+
+    def mean(self) -> dict[str, torch.Tensor]:
+        """``{name: XᵀX / n}``, float32 (I, I)."""
+        return {n: self.sums[n] / self.counts[n] for n in self.sums}
+
+
+@dataclass
+class QuantReport:
+    """What an in-place ``*_quantize_`` method did to a model: one record for every method.
+
+    Attributes:
+        method: e.g. ``"gptq"``.
+        layers: full names of the linears it changed, in model order.
+        seconds: wall time of the call.
+        settings: the arguments that define the result (``bits``, ``group_size``, ...).
+        details: per-method measurements, e.g. GPTQ's ``loss`` per layer, AWQ's ``alpha`` per
+            norm, RTN's relative ``errors`` per layer.
+
+    ``report["key"]`` reads a field, a setting or a detail, so code written for the former
+    plain-dict reports keeps working.
+
+    >>> r = QuantReport("rtn", ["fc"], 0.1, {"bits": 4}, {"errors": {"fc": 0.05}})
+    >>> r["bits"], r["errors"]["fc"], len(r.layers)
+    (4, 0.05, 1)
+    """
+
+    method: str
+    layers: list[str]
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ("method", "layers", "seconds"):
+            return getattr(self, key)
+        for part in (self.settings, self.details):
+            if key in part:
+                return part[key]
+        raise KeyError(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# the decoder blocks: which linears LLM methods quantize, and running the model block by block
+# ---------------------------------------------------------------------------------------------
+
+
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The model's stack of transformer blocks: the longest ``nn.ModuleList`` holding linears.
+
+    Found by structure, not class names (``model.model.layers`` for LLaMA, ``transformer.h``
+    for GPT-2, ``model.decoder.layers`` for OPT).
+
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(2, 2)) for _ in range(3))
+    >>> len(decoder_blocks(Net()))
+    3
+    """
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0
+             and any(isinstance(s, nn.Linear) for s in m.modules())]
+    if not lists:
+        raise ValueError("model has no nn.ModuleList of blocks containing nn.Linear layers")
+    return max(lists, key=len)
+
+
+def block_linears(model: nn.Module, block: nn.Module | None = None) -> dict[str, nn.Linear]:
+    """The ``nn.Linear`` layers inside the decoder blocks, by their full names in ``model``.
+
+    These are the layers weight-quantization methods (GPTQ, AWQ, HQQ, rotation) change; the
+    embedding and the (often tied) output head are outside the blocks. With ``block`` given,
+    only that block's linears (still named from ``model``).
+
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(2, 2)) for _ in range(2))
+    ...         self.head = nn.Linear(2, 5)
+    >>> net = Net()
+    >>> list(block_linears(net)), list(block_linears(net, net.blocks[1]))
+    (['blocks.0.0', 'blocks.1.0'], ['blocks.1.0'])
+    """
+    inside = {id(m) for m in (decoder_blocks(model) if block is None else block).modules()}
+    return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside}
+
+
+BlockInputs = list[tuple[tuple, dict]]
+"""The recorded ``(args, kwargs)`` of one block call per calibration chunk."""
+
+
+class _StopForward(Exception):
+    """Raised by the catcher hook once the first block's inputs are recorded."""
+
+
+@torch.no_grad()
+def first_block_inputs(
+    model: nn.Module, batches: torch.Tensor, batch_size: int = 1
+) -> BlockInputs:
+    """The ``(args, kwargs)`` that the first decoder block receives, one per chunk of ``batches``.
+
+    The model runs until the first block is called and is stopped there (an exception raised
+    by a pre-hook), so only the embedding is computed. The records are what
+    :func:`run_block` replays block by block.
+    """
+    records: BlockInputs = []
+
+    def catcher(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        records.append((args, kwargs))
+        raise _StopForward
+
+    handle = decoder_blocks(model)[0].register_forward_pre_hook(catcher, with_kwargs=True)
+    device = _model_device(model)
+    try:
+        for start in range(0, batches.shape[0], batch_size):
+            try:
+                _forward_logits(model, batches[start : start + batch_size].to(device))
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return records
+
+
+@torch.no_grad()
+def run_block(
+    block: nn.Module,
+    records: BlockInputs,
+    linears: Mapping[str, nn.Linear] | None = None,
+    fn: Callable[[str, torch.Tensor], None] | None = None,
+) -> BlockInputs:
+    """Run ``block`` on every record; its outputs become the next block's inputs.
+
+    With ``linears`` and ``fn``, ``fn(name, x)`` is called on each listed linear's input
+    (flattened to ``(B·T, in_features)``) as in :func:`for_each_linear_input`.
+    """
+    handles = [] if fn is None else _hook_linear_inputs(linears or {}, fn)
+    out = []
+    try:
+        for args, kwargs in records:
+            y = block(*args, **kwargs)
+            y = y[0] if isinstance(y, (tuple, list)) else y
+            out.append(((y, *args[1:]), kwargs))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+class intra_op_threads:
+    """Context manager: run torch CPU ops on ``n`` threads, then restore the previous count.
+
+    A loop of thousands of tiny ops (GPTQ's column loop) only pays for synchronization when
+    each op is spread over several threads (10x slower on a busy 2-core machine); such loops
+    run on one thread. Nothing changes on other devices.
+    """
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.n, self.active = n, device.type == "cpu"
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            torch.set_num_threads(self.previous)

@@ -43,7 +43,7 @@ from torch import nn
 from inwhale.core.affine import fake_quantize, quantize
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
-from inwhale.llm.gptq import decoder_blocks
+from inwhale.llm.harness import block_linears
 
 __all__ = ["hqq_qparams", "hqq_quantize_", "hqq_weight", "shrink_lp"]
 
@@ -146,12 +146,11 @@ def hqq_quantize_(
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    inside = {id(m) for m in decoder_blocks(model).modules()}
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
-    modules = dict(model.named_modules())
+    linears = block_linears(model)
+    names = list(linears)
     iterations = {}
     for name in tqdm(names, desc="HQQ", disable=not progress):
-        w = modules[name].weight
+        w = linears[name].weight
         qp, errs = hqq_qparams(w, bits=bits, group_size=group_size, p=p, iters=iters)
         w.copy_(fake_quantize(w.float(), qp).to(w.dtype))
         iterations[name] = len(errs)

@@ -36,7 +36,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,21 @@ from torch import nn
 
 from inwhale.llm.act_quant import w8a8_quantize_
 from inwhale.llm.awq import awq_quantize_, collect_awq_stats
-from inwhale.llm.gptq import decoder_blocks, gptq_quantize_, rtn_quantize_
-from inwhale.llm.harness import calibration_batches, find_linears, perplexity
+from inwhale.llm.gptq import gptq_quantize_
+from inwhale.llm.harness import block_linears, calibration_batches, find_linears, perplexity
 from inwhale.llm.hqq import hqq_quantize_
 from inwhale.llm.kv import KVSpec, kv_bytes_per_token, kv_dims, quantize_kv_
 from inwhale.llm.llm_int8 import llm_int8_quantize_
 from inwhale.llm.rotation import rotate_model_
-from inwhale.llm.rtn import bits_per_weight
+from inwhale.llm.rtn import bits_per_weight, rtn_quantize_
 from inwhale.llm.smoothquant import smoothquant_quantize_
 
 __all__ = [
     "FAMILIES",
     "WEIGHT_METHODS",
     "ResultRow",
+    "RowCache",
+    "RowSpec",
     "block_linear_bits",
     "code_fingerprint",
     "format_table",
@@ -105,9 +107,8 @@ def block_linear_bits(model: nn.Module, bits: int, group_size: int | None,
     >>> block_linear_bits(net, 4, 128)
     4.25
     """
-    inside = {id(m) for m in decoder_blocks(model).modules()}
     total = weighted = 0.0
-    for lin in (m for m in model.modules() if isinstance(m, nn.Linear) and id(m) in inside):
+    for lin in block_linears(model).values():
         n = lin.weight.numel()
         g = group_size if group_size is None or group_size <= lin.in_features else None
         weighted += n * bits_per_weight(bits, g, tuple(lin.weight.shape), symmetric=symmetric)
@@ -155,41 +156,177 @@ def results_dir() -> Path:
     return cache_root() / "results"
 
 
-class _Store:
-    """One JSON file per measured row, named by a hash of everything the number depends on:
-    the code, the model's weights, the token ids, and the row's own settings."""
+class RowCache:
+    """The disk cache of measured rows: one JSON file per row, named by a hash of everything
+    its number depends on — the code, the model's weights, the token ids, the table's settings
+    and the row's own (family, method, setting).
 
-    def __init__(self, enabled: bool, model: nn.Module, calib_ids: torch.Tensor,
+    A stored row is only ever reused for identical inputs and code. Writes are atomic (a
+    temporary file renamed), so chapters running in parallel may write the same row.
+    """
+
+    def __init__(self, directory: Path, model: nn.Module, calib_ids: torch.Tensor,
                  eval_ids: torch.Tensor, settings: dict) -> None:
-        self.enabled = enabled
-        if enabled:
-            h = hashlib.sha256()
-            for part in (code_fingerprint(), model_fingerprint(model),
-                         json.dumps(settings, sort_keys=True)):
-                h.update(part.encode())
-            for ids in (calib_ids, eval_ids):
-                h.update(ids.detach().cpu().numpy().astype("int64").tobytes())
-            self.base = h.hexdigest()
-            self.dir = results_dir()
+        h = hashlib.sha256()
+        for part in (code_fingerprint(), model_fingerprint(model),
+                     json.dumps(settings, sort_keys=True)):
+            h.update(part.encode())
+        for ids in (calib_ids, eval_ids):
+            h.update(ids.detach().cpu().numpy().astype("int64").tobytes())
+        self.base, self.dir = h.hexdigest(), directory
 
     def _path(self, family: str, method: str, setting: str) -> Path:
         key = hashlib.sha256(f"{self.base}|{family}|{method}|{setting}".encode()).hexdigest()
         return self.dir / f"{key[:32]}.json"
 
     def get(self, family: str, method: str, setting: str) -> ResultRow | None:
-        if not self.enabled:
-            return None
+        """The stored row, or ``None`` if it was never measured with these inputs."""
         path = self._path(family, method, setting)
         return ResultRow(**json.loads(path.read_text())) if path.exists() else None
 
     def put(self, row: ResultRow) -> None:
-        if not self.enabled:
-            return
+        """Store ``row`` (atomically)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self._path(row.family, row.method, row.setting)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(asdict(row)))
-        tmp.replace(path)                        # atomic: parallel chapters may write it too
+        tmp.replace(path)
+
+
+class _SharedWork:
+    """Work several rows need, done once on first use and timed: ``get(key)`` -> value."""
+
+    def __init__(self, makers: dict[str, Callable[[], Any]]) -> None:
+        self.makers, self.done = makers, {}
+
+    def get(self, key: str) -> Any:
+        if key not in self.done:
+            t0 = time.perf_counter()
+            value = self.makers[key]()
+            self.done[key] = (value, time.perf_counter() - t0)
+        return self.done[key][0]
+
+    def seconds(self, key: str) -> float:
+        return self.done[key][1]
+
+
+def _shared_work(model: nn.Module, calib_ids: torch.Tensor, n_samples: int,
+                 seq_len: int) -> _SharedWork:
+    """``"stats"``: one calibration pass on the float model, shared by GPTQ and AWQ (AWQ's
+    statistics hold ``XᵀX/n``; GPTQ's Hessian is twice that); ``"rotated"``: the model
+    after the Hadamard-style rotation."""
+
+    def calibration_stats() -> dict:
+        batches = calibration_batches(calib_ids, n_samples, seq_len)
+        return collect_awq_stats(model, list(find_linears(model)), batches)
+
+    def rotated() -> nn.Module:
+        m = copy.deepcopy(model)
+        rotate_model_(m, seed=0)
+        return m
+
+    return _SharedWork({"stats": calibration_stats, "rotated": rotated})
+
+
+@dataclass
+class RowSpec:
+    """One row to measure: which method runs on which copy, and the shared work it needs.
+
+    Attributes:
+        family, method, setting, bits_per_weight: the row's labels (see :class:`ResultRow`).
+        run: ``run(model_copy, shared, **kwargs)`` quantizes the copy in place; ``None``
+            measures the float model as loaded.
+        kwargs: the method's settings.
+        base: shared work whose model is copied instead of the float model (``"rotated"``).
+        needs: shared work the method reads (``"stats"``: the calibration pass).
+        timed: whether the row's seconds are measured (the KV rows only install hooks).
+    """
+
+    family: str
+    method: str
+    setting: str
+    bits_per_weight: float
+    run: Callable[..., None] | None
+    kwargs: dict = field(default_factory=dict)
+    base: str | None = None
+    needs: tuple[str, ...] = ()
+    timed: bool = True
+
+
+def _plain(method: Callable[..., object]) -> Callable[..., None]:
+    """A method that needs no shared work, as a ``run``."""
+    def run(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
+        method(m, **kw)
+    return run
+
+
+def _gptq(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
+    """GPTQ from the shared calibration pass: its Hessian is twice AWQ's ``XᵀX/n``."""
+    hessians = {n: 2 * h for n, (h, _) in shared.get("stats").items()}
+    gptq_quantize_(m, None, hessians=hessians, **kw)
+
+
+def _awq(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
+    awq_quantize_(m, None, stats=shared.get("stats"), **kw)
+
+
+def _kv(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
+    quantize_kv_(m, keys="channel", values="token", **kw)
+
+
+def _row_specs(model: nn.Module, calib_ids: torch.Tensor, *, bits: tuple[int, ...],
+               group_size: int, kv_bits: tuple[int, ...], families: tuple[str, ...],
+               n_samples: int, seq_len: int, progress: bool) -> list[RowSpec]:
+    """Every row of the table, in order (see the module docstring)."""
+    specs = [RowSpec("baseline", "float", "as loaded (float32)", 32.0, None)]
+    if "weight-only" in families:
+        for b in bits:
+            bpw, setting = block_linear_bits(model, b, group_size), f"W{b} g{group_size}"
+            kw = dict(bits=b, group_size=group_size, progress=progress)
+            specs += [
+                RowSpec("weight-only", "RTN", setting, bpw, _plain(rtn_quantize_), kw),
+                RowSpec("weight-only", "GPTQ", setting, bpw, _gptq, kw, needs=("stats",)),
+                RowSpec("weight-only", "AWQ", setting, bpw, _awq, kw, needs=("stats",)),
+                RowSpec("weight-only", "HQQ", setting, bpw, _plain(hqq_quantize_), kw),
+                RowSpec("weight-only", "rotation + RTN", setting, bpw, _plain(rtn_quantize_), kw,
+                        base="rotated"),
+            ]
+    if "W8A8" in families:
+        w8, setting = block_linear_bits(model, 8, None, symmetric=True), "W8 per-channel, A8"
+        smooth = dict(calib_ids=calib_ids, alpha=0.5, n_samples=n_samples, seq_len=seq_len)
+        for label, method, kw in (
+            ("naive (per-tensor acts)", w8a8_quantize_, dict(act_granularity="tensor")),
+            ("per-token acts", w8a8_quantize_, dict(act_granularity="token")),
+            ("SmoothQuant α=0.5", smoothquant_quantize_, smooth),
+            ("LLM.int8() τ=6", llm_int8_quantize_, dict(threshold=6.0)),
+        ):
+            specs.append(RowSpec("W8A8", label, setting, w8, _plain(method),
+                                 dict(progress=progress, **kw)))
+    if "KV cache" in families:
+        layers, kv_heads, head_dim = kv_dims(model.config)
+        fp16 = kv_bytes_per_token(layers, kv_heads, head_dim)
+        for b in kv_bits:
+            per_token = kv_bytes_per_token(layers, kv_heads, head_dim, KVSpec(b, "channel"),
+                                           KVSpec(b, "token"))
+            specs.append(RowSpec("KV cache", f"K per-channel, V per-token, {b} bits",
+                                 f"{per_token:,.0f} bytes/token (fp16: {fp16:,.0f})", 32.0,
+                                 _kv, dict(bits=b), timed=False))
+    return specs
+
+
+def _quantized_copy(model: nn.Module, spec: RowSpec,
+                    shared: _SharedWork) -> tuple[nn.Module, float]:
+    """The model ``spec`` measures and its quantization seconds (shared work included)."""
+    if spec.run is None:
+        return model, 0.0
+    before = [*spec.needs, *([spec.base] if spec.base else [])]
+    for key in before:
+        shared.get(key)                                     # done (and timed) once, first
+    m = copy.deepcopy(model if spec.base is None else shared.get(spec.base))
+    t0 = time.perf_counter()
+    spec.run(m, shared, **spec.kwargs)
+    seconds = sum(shared.seconds(k) for k in before) + time.perf_counter() - t0
+    return m, seconds if spec.timed else 0.0
 
 
 @torch.no_grad()
@@ -212,11 +349,11 @@ def results_table(
 ) -> list[ResultRow]:
     """Run Part VI's methods on copies of ``model`` and measure each one's perplexity.
 
-    Every row is stored on disk (:func:`results_dir`) under a hash of the code, the model's
-    weights, the token ids and the settings, and reused when asked for again with exactly
-    those. The method chapters call this function for their own rows; the closing chapter
-    then finds them already measured, and computes only what is missing (the numbers are
-    the same either way: the same function computes them).
+    Every row is stored on disk (:func:`results_dir`, :class:`RowCache`) under a hash of the
+    code, the model's weights, the token ids and the settings, and reused when asked for
+    again with exactly those. The method chapters call this function for their own rows; the
+    closing chapter then finds them already measured, and computes only what is missing (the
+    numbers are the same either way: the same function computes them).
 
     Args:
         model: the float causal LM; it is never modified (each method gets a deep copy).
@@ -226,6 +363,7 @@ def results_table(
         group_size: input columns per scale and zero point for the weight-only rows.
         kv_bits: bit widths for the KV-cache rows.
         context_len: evaluation window.
+        n_samples, seq_len: calibration windows (GPTQ, AWQ, SmoothQuant).
         families: which families of rows to measure (the baseline always comes first).
         methods: if given, only rows whose method is listed (e.g. ``("RTN", "GPTQ")``).
         store: read and write stored rows; ``False`` always recomputes and writes nothing.
@@ -234,6 +372,9 @@ def results_table(
 
     Returns:
         The rows in the order listed in the module docstring.
+
+    Raises:
+        ValueError: bad ``bits``, ``kv_bits``, ``group_size`` or ``families``.
     """
     _check_args(tuple(bits), tuple(kv_bits), group_size)
     unknown = set(families) - set(FAMILIES)
@@ -241,117 +382,26 @@ def results_table(
         raise ValueError(f"families must be a subset of {FAMILIES}, got {sorted(unknown)}")
     settings = dict(group_size=group_size, context_len=context_len, n_samples=n_samples,
                     seq_len=seq_len)
-    db = _Store(store, model, calib_ids, eval_ids, settings)
+    cache = RowCache(results_dir(), model, calib_ids, eval_ids, settings) if store else None
+    shared = _shared_work(model, calib_ids, n_samples, seq_len)
+    specs = _row_specs(model, calib_ids, bits=tuple(bits), group_size=group_size,
+                       kv_bits=tuple(kv_bits), families=families, n_samples=n_samples,
+                       seq_len=seq_len, progress=progress)
     rows: list[ResultRow] = []
-    lazy: dict[str, tuple[Any, float]] = {}  # shared work: (value, seconds)
-
-    def wanted(method: str) -> bool:
-        return methods is None or method in methods
-
-    def measure(family: str, method: str, setting: str, bpw: float,
-                build: Callable[[], tuple[nn.Module, float]]) -> None:
-        row = db.get(family, method, setting)
+    for spec in specs:
+        if spec.run is not None and methods is not None and spec.method not in methods:
+            continue
+        row = cache.get(spec.family, spec.method, spec.setting) if cache else None
         if row is None:
-            m, seconds = build()
+            m, seconds = _quantized_copy(model, spec, shared)
             r = perplexity(m, eval_ids, context_len=context_len, progress=False)
-            row = ResultRow(family, method, setting, r.ppl, bpw, seconds, r.n_tokens,
-                            r.context_len)
-            db.put(row)
+            row = ResultRow(spec.family, spec.method, spec.setting, r.ppl,
+                            spec.bits_per_weight, seconds, r.n_tokens, r.context_len)
+            if cache:
+                cache.put(row)
         rows.append(row)
         if on_row is not None:
             on_row(row)
-
-    def make_stats() -> dict:         # one calibration pass, shared by GPTQ and AWQ
-        batches = calibration_batches(calib_ids, n_samples, seq_len)
-        return collect_awq_stats(model, list(find_linears(model)), batches)
-
-    def make_rotated() -> nn.Module:
-        m = copy.deepcopy(model)
-        rotate_model_(m, seed=0)
-        return m
-
-    shared: dict[str, Callable[[], object]] = {"stats": make_stats, "rotated": make_rotated}
-
-    def once(key: str) -> tuple[Any, float]:
-        """``(shared[key](), its seconds)``, computed on the first call only."""
-        if key not in lazy:
-            t0 = time.perf_counter()
-            value = shared[key]()
-            lazy[key] = (value, time.perf_counter() - t0)
-        return lazy[key]
-
-    def copy_and(method: Callable[..., object], base: str | None = None,
-                 needs: str | None = None,
-                 **kw: object) -> Callable[[], tuple[nn.Module, float]]:
-        """A build step: copy the model (or the shared model ``base``), quantize it in place.
-
-        ``needs`` names shared work the method depends on (done once for all methods); its
-        seconds, and those of ``base``, are added to this method's time.
-        """
-        def build() -> tuple[nn.Module, float]:
-            before = sum(once(k)[1] for k in (base, needs) if k is not None)
-            m = copy.deepcopy(model if base is None else once(base)[0])
-            t0 = time.perf_counter()
-            method(m, **kw)
-            return m, before + time.perf_counter() - t0
-        return build
-
-    measure("baseline", "float", "as loaded (float32)", 32.0, lambda: (model, 0.0))
-
-    if "weight-only" in families:
-        for b in bits:
-            bpw = block_linear_bits(model, b, group_size)
-            setting = f"W{b} g{group_size}"
-            common = dict(bits=b, group_size=group_size, progress=progress)
-
-            def gptq(m: nn.Module, **kw: object) -> None:
-                hessians = {n: 2 * h for n, (h, _) in once("stats")[0].items()}
-                gptq_quantize_(m, None, hessians=hessians, **kw)
-
-            def awq(m: nn.Module, **kw: object) -> None:
-                awq_quantize_(m, None, stats=once("stats")[0], **kw)
-
-            for name, build in (
-                ("RTN", copy_and(rtn_quantize_, calib_ids=None, **common)),
-                ("GPTQ", copy_and(gptq, needs="stats", **common)),
-                ("AWQ", copy_and(awq, needs="stats", **common)),
-                ("HQQ", copy_and(hqq_quantize_, **common)),
-                ("rotation + RTN", copy_and(rtn_quantize_, base="rotated", calib_ids=None,
-                                            **common)),
-            ):
-                if wanted(name):
-                    measure("weight-only", name, setting, bpw, build)
-
-    if "W8A8" in families:
-        w8 = block_linear_bits(model, 8, None, symmetric=True)
-        for label, method, kw in (
-            ("naive (per-tensor acts)", w8a8_quantize_, dict(act_granularity="tensor")),
-            ("per-token acts", w8a8_quantize_, dict(act_granularity="token")),
-            ("SmoothQuant α=0.5", smoothquant_quantize_,
-             dict(calib_ids=calib_ids, alpha=0.5, n_samples=n_samples, seq_len=seq_len)),
-            ("LLM.int8() τ=6", llm_int8_quantize_, dict(threshold=6.0)),
-        ):
-            if wanted(label):
-                measure("W8A8", label, "W8 per-channel, A8", w8,
-                        copy_and(method, progress=progress, **kw))
-
-    if "KV cache" in families:
-        layers, kv_heads, head_dim = kv_dims(model.config)
-        fp16 = kv_bytes_per_token(layers, kv_heads, head_dim)
-        for b in kv_bits:
-            label = f"K per-channel, V per-token, {b} bits"
-            if not wanted(label):
-                continue
-            per_token = kv_bytes_per_token(layers, kv_heads, head_dim, KVSpec(b, "channel"),
-                                           KVSpec(b, "token"))
-
-            def with_kv(b: int = b) -> tuple[nn.Module, float]:
-                m = copy.deepcopy(model)
-                quantize_kv_(m, bits=b, keys="channel", values="token")
-                return m, 0.0
-
-            measure("KV cache", label, f"{per_token:,.0f} bytes/token (fp16: {fp16:,.0f})",
-                    32.0, with_kv)
     return rows
 
 

@@ -44,8 +44,13 @@ import time
 import torch
 from torch import nn
 
-from inwhale.llm.gptq import decoder_blocks
-from inwhale.llm.harness import _EvalMode, _forward_logits, _model_device, norm_linear_pairs
+from inwhale.llm.harness import (
+    _EvalMode,
+    _forward_logits,
+    _model_device,
+    block_linears,
+    norm_linear_pairs,
+)
 
 __all__ = [
     "excess_kurtosis",
@@ -220,8 +225,8 @@ def rotate_model_(model: nn.Module, Q: torch.Tensor | None = None, seed: int = 0
     fold_norms_(model)
     readers = [lin for p in norm_linear_pairs(model) for lin in p.linears]
     reader_ids = {id(m) for m in readers}
-    writers = [m for m in decoder_blocks(model).modules() if isinstance(m, nn.Linear)
-               and id(m) not in reader_ids and m.out_features == d]
+    writers = [m for m in block_linears(model).values()
+               if id(m) not in reader_ids and m.out_features == d]
     emb.weight.copy_((emb.weight.double() @ Q.to(emb.weight.device)).to(emb.weight.dtype))
     for lin in [*readers, head]:
         _rotate_(lin, Q, "in")

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from inwhale.core import Granularity, PerAxis, PerGroup, choose_qparams, fake_quantize
+from inwhale.core.checks import check_bits, check_group_size
+from inwhale.llm.harness import QuantReport, find_linears
 
 __all__ = ["bits_per_weight", "rtn_granularity", "rtn_quantize_", "rtn_weight"]
 
@@ -54,9 +56,31 @@ def bits_per_weight(bits: int, group_size: int | None, shape: tuple[int, int], a
 @torch.no_grad()
 def rtn_weight(w: torch.Tensor, bits: int, group_size: int | None = None, axis: int = 0,
                symmetric: bool = False) -> torch.Tensor:
-    """Fake-quantized copy of a weight ``(O, I)`` (see the module docstring)."""
+    """Fake-quantized copy of a weight ``(O, I)`` (see the module docstring): the one
+    round-to-nearest of the library's LLM code (GPTQ, AWQ and the results table use it).
+
+    ``Ŵ = fake_quantize(W, choose_qparams(W, granularity))`` with min–max (or symmetric)
+    parameters per row, per column or per group of inputs; same shape and dtype as ``w``.
+
+    Args:
+        w: weight (O, I).
+        bits: code width (1..16).
+        group_size: inputs per scale and zero point (``None``: per row or column, see ``axis``);
+            must not exceed ``I``; the last group may be shorter.
+        axis: without groups, 0 = one scale per output row, 1 = one per input column.
+        symmetric: symmetric grid instead of min–max.
+
+    Raises:
+        ValueError: ``w`` not 2-D, ``bits`` or ``group_size`` out of range, bad ``axis``.
+
+    >>> W = torch.tensor([[0.0, 0.4, 1.0, -1.0]])
+    >>> rtn_weight(W, bits=2, group_size=2)   # group 2: s = 2/3, z = round(1.5) = 2 (ties even)
+    tensor([[ 0.0000,  0.4000,  0.6667, -1.3333]])
+    """
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D (out, in), got shape {tuple(w.shape)}")
+    check_bits(bits)
+    check_group_size(group_size, w.shape[1])
     g = rtn_granularity(group_size, axis)
     qp = choose_qparams(w.float(), bits=bits, symmetric=symmetric, granularity=g)
     return fake_quantize(w.float(), qp).to(w.dtype)
@@ -65,18 +89,19 @@ def rtn_weight(w: torch.Tensor, bits: int, group_size: int | None = None, axis: 
 @torch.no_grad()
 def rtn_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *, bits: int,
                   group_size: int | None = None, axis: int = 0, symmetric: bool = False,
-                  skip: tuple[str, ...] = ("lm_head",), progress: bool = True) -> dict:
+                  skip: tuple[str, ...] = ("lm_head",), progress: bool = True) -> QuantReport:
     """Replace the weight of every ``nn.Linear`` (found by type) by its RTN copy, in place.
 
+    For a causal LM these are the linears of the decoder blocks: the output head
+    (``lm_head``, often tied to the embedding) is skipped by default.
     ``calib_ids`` is ignored (RTN needs no data; the argument keeps the common signature).
 
     Returns:
-        ``{"method", "layers", "seconds", "bits", "group_size", "axis", "errors"}`` where
-        ``errors`` maps layer name to the relative error ``||W - Ŵ||_F / ||W||_F``.
+        :class:`~inwhale.llm.harness.QuantReport` with method ``"rtn"``, settings ``bits``,
+        ``group_size``, ``axis``, ``symmetric``, and details ``errors``: layer name ->
+        relative error ``||W - Ŵ||_F / ||W||_F``.
     """
     from tqdm.auto import tqdm
-
-    from inwhale.llm.harness import find_linears
 
     start, errors = time.perf_counter(), {}
     for name, lin in tqdm(find_linears(model, skip).items(), desc="RTN", disable=not progress):
@@ -84,5 +109,6 @@ def rtn_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *, bi
         wq = rtn_weight(w, bits, group_size, axis, symmetric)
         errors[name] = float((w.float() - wq.float()).norm() / w.float().norm())
         w.copy_(wq)
-    return {"method": "rtn", "layers": len(errors), "seconds": time.perf_counter() - start,
-            "bits": bits, "group_size": group_size, "axis": axis, "errors": errors}
+    settings = {"bits": bits, "group_size": group_size, "axis": axis, "symmetric": symmetric}
+    return QuantReport("rtn", list(errors), time.perf_counter() - start, settings,
+                       {"errors": errors})
