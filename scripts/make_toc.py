@@ -59,6 +59,7 @@ def render() -> str:
         "        sections:",
         "          - glob: book/api/*",  # one page per subpackage (scripts/make_api.py)
         "      - file: book/bibliography",
+        "      - file: book/status",  # execution status, written by the notebooks step
     ]
     return "\n".join(lines) + "\n"
 

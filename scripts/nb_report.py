@@ -1,11 +1,13 @@
 """Print each notebook's run time from nbmake's JUnit XML, then the ten slowest.
 
 Usage: python scripts/nb_report.py _build/nbmake-junit.xml [--json _build/timings/notebooks.json]
-                                  [--executed STAGE_DIR]
-(the JSON, {notebook: seconds}, is read by benchmarks/run.py). With --executed, the executed
-notebooks' cell timestamps are read too, and any wait of over IDLE_S seconds between one cell's
-reply and the next cell's start is printed: the kernel was idle and the client was waiting
-(see scripts/nbclient_poll.py).
+                                  [--executed STAGE_DIR] [--status-page PAGE.md]
+(the JSON, {notebook: seconds}, is read by benchmarks/run.py). With --status-page, the book's
+execution status page is written (per chapter: seconds, pass/fail, device, torch version,
+date of the run; scripts/test.sh writes it into the staged book as book/status.md).
+With --executed, the executed notebooks' cell timestamps are read too, and any wait of over
+IDLE_S seconds between one cell's reply and the next cell's start is printed: the kernel was
+idle and the client was waiting (see scripts/nbclient_poll.py).
 """
 
 from __future__ import annotations
@@ -59,6 +61,72 @@ def idle_gaps(notebook: Path) -> list[tuple[int, float]]:
     return gaps
 
 
+STATUS_HEADER = """# Execution status
+
+Every chapter is executed from top to bottom when the book is built; this page is written by
+that run (`scripts/test.sh` or `scripts/build_book.sh`, from the notebooks' JUnit report).
+A failed chapter fails the build, so a published book shows only passes here.
+"""
+
+
+def _title(notebook: Path) -> str:
+    """The first Markdown heading of a notebook (its chapter title)."""
+    try:
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for line in "".join(cell["source"]).splitlines():
+                if cell["cell_type"] == "markdown" and line.startswith("# "):
+                    return line[2:].strip()
+    except (OSError, ValueError, KeyError):
+        pass
+    return notebook.stem
+
+
+def _environment() -> tuple[str, str]:
+    """(device, torch version) of this environment: the one the kernels ran in."""
+    import os
+
+    try:
+        import torch
+    except ImportError:
+        return "unknown", "not installed"
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    else:
+        device = f"cpu ({os.cpu_count()} cores)"
+    return device, torch.__version__
+
+
+def status_page(rows: list[tuple[str, float, str]], root: Path, when: str) -> str:
+    """Markdown of the execution status page; ``root`` holds the notebooks (for titles)."""
+    device, torch_version = _environment()
+    lines = [
+        STATUS_HEADER,
+        f"Last run: **{when}** on **{device}**, PyTorch **{torch_version}**, "
+        f"{len(rows)} chapters, {sum(t for _, t, _ in rows):.0f} s of notebook time in all.",
+        "",
+        "| chapter | seconds | status | device | torch | date |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for name, seconds, status in sorted(rows):
+        doc = "/" + name.removesuffix(".ipynb")
+        title = _title(root / name).replace("|", "\\|")
+        verdict = "pass" if status == "ok" else status.lower()
+        lines.append(
+            f"| {{doc}}`{title} <{doc}>` | {seconds:.1f} | {verdict} | {device} | "
+            f"{torch_version} | {when} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _run_date(path: Path) -> str:
+    suite = ET.parse(path).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    stamp = suite.get("timestamp") if suite is not None else None
+    if stamp:
+        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M")
+    return datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
 def main(argv: list[str]) -> int:
     if not argv or not Path(argv[0]).exists():
         print("[notebooks] no JUnit report found")
@@ -76,6 +144,11 @@ def main(argv: list[str]) -> int:
         print(f"[notebooks] idle waits over {IDLE_S:.0f} s between cells: {len(found) or 'none'}")
         for nb, (cell, wait) in found:
             print(f"  {wait:7.1f}s  after cell {cell} of {nb.relative_to(stage).as_posix()}")
+    if "--status-page" in argv:
+        page = Path(argv[argv.index("--status-page") + 1])
+        root = page.parent.parent  # PAGE is <book root>/book/status.md
+        page.write_text(status_page(rows, root, _run_date(Path(argv[0]))))
+        print(f"[notebooks] status page: {page}")
     if "--json" in argv:
         out = Path(argv[argv.index("--json") + 1])
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,7 @@ notebooks_step() {
         "${nbs[@]}"
     local rc=$?
     python scripts/nb_report.py _build/nbmake-junit.xml --json _build/timings/notebooks.json \
-        --executed "$STAGE"
+        --executed "$STAGE" --status-page "$STAGE/book/status.md"
     return $rc
 }
 want notebooks && run_step notebooks notebooks_step

@@ -9,7 +9,20 @@ For every chapter page, in headless Chromium with every request off 127.0.0.1 bl
 * the launch buttons (Colab, Binder) and the download button point at this chapter's notebook;
 * every citation links to an entry that exists on the bibliography page.
 
-A screenshot of each chapter page is saved to ``test-artifacts/`` for people to look at.
+For EVERY built page (chapters, front and back matter, each API page), at 1280 px (desktop)
+and 390 px (phone) wide, the page fails on the whole class of rendering faults a reader
+would see:
+
+* a paragraph that starts with ``|`` (a Markdown table shown as raw pipes);
+* leftover ``$``, ``$$``, ``\\frac``-style TeX or ``**`` in the rendered text (outside code
+  and typeset math);
+* an element of the article wider than the content column without its own scroll bar
+  (clipped or widening the page);
+* a 404 (or any failed request) for a local resource, fonts included;
+* stderr or warning output blocks, and progress-bar widgets (tqdm) in cell outputs.
+
+A full-page screenshot of each page at each width goes to ``test-artifacts/<width>/`` and
+one of each chapter (desktop viewport) to ``test-artifacts/`` for people to look at.
 Fixtures (the Chromium instance, the local server) come from ``test_browser_widgets``.
 """
 
@@ -120,3 +133,159 @@ def test_citations_resolve():
                 missing.append(f"{p.name} -> {target}#{anchor}")
     assert checked > 20, f"only {checked} citation links found"
     assert not missing, missing[:20]
+
+
+# --------------------------------------------------------------------------- every page
+WIDTHS = {"desktop": 1280, "phone": 390}
+# Elements whose text is code or typeset math: TeX and ** are expected there.
+CODE_OR_MATH = (
+    "pre, code, kbd, samp, script, style, textarea, .math, mjx-container, .highlight, "
+    ".cell_input, .sig"
+)
+_TEX_MARK = (
+    r"\$|\\(frac|dfrac|sum|prod|hat|tilde|bar|mathrm|mathbf|mathcal|text|left|right|sqrt|"
+    r"cdot|times|alpha|beta|gamma|delta|Delta|sigma|lfloor|rfloor|lceil|rceil|operatorname|"
+    r"approx|le|ge|leq|geq|quad|in|log|min|max|arg|begin|end)\b|\*\*"
+)
+
+# One evaluation in the page returns every fault, as short human-readable strings.
+AUDIT_JS = r"""
+([codeOrMath, texMark]) => {
+  const art = document.querySelector('article.bd-article') || document.querySelector('main');
+  const out = {pipes: [], tex: [], wide: [], stderr: [], progress: [], pageWide: null};
+  if (!art) { out.pipes.push('no article element'); return out; }
+  // 1. paragraphs that start with a pipe
+  for (const p of art.querySelectorAll('p')) {
+    const s = p.textContent.trim();
+    if (s.startsWith('|')) out.pipes.push(s.slice(0, 80));
+  }
+  // 2. leftover TeX / bold marks in rendered text
+  const re = new RegExp(texMark);
+  const walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(codeOrMath)) continue;
+    const m = re.exec(n.textContent);
+    if (m) {
+      const i = m.index;
+      out.tex.push(JSON.stringify(n.textContent.slice(Math.max(0, i - 30), i + 30)));
+    }
+  }
+  // 3. elements wider than the content column without their own scroll bar
+  const cs = getComputedStyle(art);
+  const ar = art.getBoundingClientRect();
+  const right = ar.right - parseFloat(cs.paddingRight) + 1;
+  const scrolls = (e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+  const bad = [];
+  for (const el of art.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || r.right <= right) continue;
+    if (el.closest('aside, .margin, .sidebar, .headerlink, .visually-hidden')) continue;
+    if (getComputedStyle(el).position === 'fixed') continue;
+    // fine when an ancestor inside the column scrolls it
+    let ok = false;
+    for (let a = el.parentElement; a && a !== art; a = a.parentElement) {
+      if (scrolls(a) && a.getBoundingClientRect().right <= right) { ok = true; break; }
+    }
+    if (!ok) bad.push(el);
+  }
+  for (const el of bad) {  // report the outermost offenders only
+    if (bad.some(o => o !== el && o.contains(el))) continue;
+    const r = el.getBoundingClientRect();
+    const name = el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+      ? '.' + el.className.trim().split(/\s+/).slice(0, 3).join('.') : '');
+    out.wide.push(`${name} ${Math.round(r.right - right)} px past the column: ` +
+                  JSON.stringify(el.textContent.trim().slice(0, 50)));
+  }
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1)
+    out.pageWide = `page is ${doc.scrollWidth} px wide in a ${window.innerWidth} px window`;
+  // 4. stderr / warning output blocks
+  for (const o of art.querySelectorAll('.stderr, .output.stderr, .output_stderr')) {
+    out.stderr.push(o.textContent.trim().slice(0, 100));
+  }
+  for (const o of art.querySelectorAll('.cell_output')) {
+    const m = /\b\w*Warning:.*|\d+%\|[^\n]*/.exec(o.textContent);
+    if (m) out.stderr.push(m[0].slice(0, 100));
+  }
+  // 5. progress bars (tqdm's notebook widget, saved in the widget state or rendered)
+  for (const o of art.querySelectorAll('.widget-progress, progress')) {
+    out.progress.push(o.className || o.tagName);
+  }
+  for (const s of document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')) {
+    const m = s.textContent.match(/"(Float|Int)ProgressModel"/g);
+    if (m) out.progress.push(`${m.length} progress-bar widget(s) in the saved widget state`);
+  }
+  return out;
+}
+"""
+
+
+def _all_pages() -> list[Path]:
+    """Every page of the book: chapters, front and back matter, the API pages."""
+    return sorted(BOOK_HTML.glob("book/**/*.html")) if BOOK_HTML.exists() else []
+
+
+def _wait_for_math(page) -> None:
+    """Wait until MathJax has typeset the page (its startup promise, then all pending)."""
+    if page.locator(".math").count():
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+            " && (MathJax.startup.promise.then(() => { window.__mjDone = true; }), true)",
+            timeout=30_000,
+        )
+        page.wait_for_function("() => window.__mjDone === true", timeout=60_000)
+
+
+@pytest.mark.parametrize("width", list(WIDTHS), ids=str)
+@pytest.mark.parametrize(
+    "page_path", _all_pages(), ids=lambda p: p.relative_to(BOOK_HTML).with_suffix("").as_posix()
+)
+def test_page_renders(browser, book, page_path, width):  # noqa: F811
+    """No raw pipes, raw TeX, unscrollable wide elements, local 404s, stderr or progress bars."""
+    rel = page_path.relative_to(BOOK_HTML).as_posix()
+    page, blocked, errors = _offline_page(browser)
+    page.set_viewport_size({"width": WIDTHS[width], "height": 900})
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    page.on(
+        "requestfailed",
+        lambda r: failed.append(f"failed {r.url}") if r.url not in blocked else None,
+    )
+    page.goto(f"{book}/{rel}", wait_until="load")
+    _wait_for_math(page)
+    page.wait_for_timeout(300)  # widget views render after load
+    audit = page.evaluate(AUDIT_JS, [CODE_OR_MATH, _TEX_MARK])
+    shot = ARTIFACTS / width / (rel.replace("/", "_").removesuffix(".html") + ".png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+
+    problems = {
+        "paragraphs starting with '|' (raw Markdown tables)": audit["pipes"],
+        "raw TeX or ** in rendered text": audit["tex"],
+        "wider than the content column, no scroll bar": audit["wide"]
+        + ([audit["pageWide"]] if audit["pageWide"] else []),
+        "local requests that failed (404s)": failed,
+        "stderr / warning output": audit["stderr"],
+        "progress-bar widgets": audit["progress"],
+        "requests that left 127.0.0.1": blocked,
+        "JavaScript errors": errors,
+    }
+    problems = {k: v[:8] for k, v in problems.items() if v}
+    assert not problems, f"{rel} at {WIDTHS[width]} px: " + json.dumps(problems, indent=1)
+
+
+def test_every_page_is_audited():
+    """The audit covers the chapters, the API pages and the back matter (not a subset)."""
+    pages = {p.relative_to(BOOK_HTML).as_posix() for p in _all_pages()}
+    if not pages:
+        pytest.skip("no built book in _build/html")
+    assert any(p.startswith("book/api/") for p in pages), "no API pages built"
+    assert {"book/intro.html", "book/bibliography.html", "book/api.html"} <= pages
+    chapters = {p.relative_to(ROOT).with_suffix(".html").as_posix()
+                for p in (ROOT / "book").glob("part*/*.ipynb")}
+    assert chapters <= pages, f"chapters not built: {sorted(chapters - pages)}"
