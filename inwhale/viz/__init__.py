@@ -1,13 +1,28 @@
-"""Plots and sliders shared by the chapters (needs matplotlib; ipywidgets for live sliders).
+"""Plots, explorers and sliders shared by the chapters (needs matplotlib; ipywidgets live).
 
 * :func:`error_histogram` — histogram of ``x − x̂`` with ±Δ/2 marked.
 * :func:`staircase` — the transfer curve ``x ↦ x̂`` of a quantizer.
-* :func:`frame_slider` — a kernel-free slider: one pre-rendered frame per value, as
-  JavaScript that works on the static hosted page.
-* :func:`live_slider` — an ipywidgets slider that redraws with a running kernel.
+* :func:`explorer` — a kernel-free explorer: controls (:func:`slider`, :func:`radio`,
+  :func:`dropdown`) over pre-rendered frames, working on the static hosted page, and live
+  ipywidgets in a running kernel.
+* :func:`frame_slider` — an explorer with one slider.
+* :func:`live_slider` — an ipywidgets panel that needs a kernel; on the static page it shows
+  its start picture and says so.
 """
 
+from inwhale.viz.explorer import Explorer, dropdown, explorer, radio, slider
 from inwhale.viz.plots import book_style, error_histogram, staircase
 from inwhale.viz.sliders import frame_slider, live_slider
 
-__all__ = ["book_style", "error_histogram", "frame_slider", "live_slider", "staircase"]
+__all__ = [
+    "Explorer",
+    "book_style",
+    "dropdown",
+    "error_histogram",
+    "explorer",
+    "frame_slider",
+    "live_slider",
+    "radio",
+    "slider",
+    "staircase",
+]
