@@ -14,7 +14,7 @@ from inwhale.llm.uncertainty import block_sums, compare_perplexity, paired_boots
 
 def test_identical_inputs_give_a_zero_interval():
     a = torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 4
-    r = paired_bootstrap(a, a.clone(), [250] * 4)
+    r = paired_bootstrap(a, a.clone(), [125] * 8)
     assert (r.diff, r.lo, r.hi) == (0.0, 0.0, 0.0)
     assert not r.resolved and r.ratio == 1.0
 
@@ -66,8 +66,10 @@ def test_same_seed_same_interval_other_seed_other_draws():
 
 def test_block_sums_and_blocks():
     assert block_sums(torch.arange(6.0), [1, 2, 3]).tolist() == [0.0, 3.0, 12.0]
-    r = paired_bootstrap(torch.zeros(10), torch.ones(10), block_tokens=4)
-    assert r.n_blocks == 3 and r.n_tokens == 10  # 4 + 4 + 2
+    r = paired_bootstrap(torch.zeros(30), torch.ones(30), block_tokens=4)
+    assert r.n_blocks == 8 and r.n_tokens == 30  # 7 x 4 + 2
+    with pytest.raises(ValueError, match="too few"):
+        paired_bootstrap(torch.zeros(30), torch.ones(30), block_tokens=5)  # 6 blocks
     with pytest.raises(ValueError, match="sizes"):
         block_sums(torch.arange(6.0), [1, 2])
 
@@ -77,10 +79,11 @@ def test_block_sums_and_blocks():
     [
         (dict(nll_a=[1.0], nll_b=torch.ones(1)), TypeError, "nll_a"),
         (dict(nll_a=torch.ones(3), nll_b=torch.ones(4)), ValueError, "nll_a and nll_b"),
-        (dict(nll_a=torch.ones(3), nll_b=torch.ones(3), level=1.0), ValueError, "level"),
-        (dict(nll_a=torch.ones(3), nll_b=torch.ones(3), n_boot=0), ValueError, "n_boot"),
-        (dict(nll_a=torch.ones(3), nll_b=torch.ones(3), block_tokens=0), ValueError,
+        (dict(nll_a=torch.ones(9), nll_b=torch.ones(9), level=1.0), ValueError, "level"),
+        (dict(nll_a=torch.ones(9), nll_b=torch.ones(9), n_boot=0), ValueError, "n_boot"),
+        (dict(nll_a=torch.ones(9), nll_b=torch.ones(9), block_tokens=0), ValueError,
          "block_tokens"),
+        (dict(nll_a=torch.ones(9), nll_b=torch.ones(9)), ValueError, "too few"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

@@ -22,14 +22,17 @@ sizes; ``W`` number of blocks; ``level`` the interval's coverage (0.95).
 
 Read the result as: the difference is *resolved* when the interval excludes 0; only then
 may prose say that B is better or worse than A. Few blocks make the interval itself
-unreliable (the bootstrap cannot see variation it has no blocks for): below 8 blocks, cut
-the windows into smaller blocks (``block_tokens``) or evaluate more tokens.
+unreliable (the bootstrap cannot see variation it has no blocks for), so fewer than
+``MIN_BLOCKS`` = 8 blocks is refused: cut the windows into smaller blocks (``block_tokens``,
+e.g. 64 tokens for two windows of 512 — blocks inside one window share context, so such an
+interval is somewhat optimistic) or evaluate more tokens.
 
 Example:
     >>> import torch
-    >>> a = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    >>> paired_bootstrap(a, a + 0.5, block_tokens=1).diff   # every token 0.5 nats worse
-    0.5
+    >>> a = torch.arange(16.0)                               # per-token NLLs of model A
+    >>> r = paired_bootstrap(a, a + 0.5, block_tokens=2)     # B: every token 0.5 nats worse
+    >>> r.diff, r.lo, r.hi, r.n_blocks
+    (0.5, 0.5, 0.5, 8)
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ import torch
 
 from inwhale.llm.harness import PerplexityResult
 
-__all__ = ["PairedInterval", "block_sums", "compare_perplexity", "paired_bootstrap"]
+__all__ = ["MIN_BLOCKS", "PairedInterval", "block_sums", "compare_perplexity",
+           "paired_bootstrap"]
+
+MIN_BLOCKS = 8
+"""The fewest resampling blocks :func:`paired_bootstrap` accepts."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ def paired_bootstrap(
 
     Raises:
         TypeError: if ``nll_a`` or ``nll_b`` is not a tensor.
-        ValueError: if the shapes differ or are not 1-D, or a setting is out of range.
+        ValueError: if the shapes differ or are not 1-D, a setting is out of range, or there
+            are fewer than :data:`MIN_BLOCKS` blocks.
 
     Example:
         >>> g = torch.Generator().manual_seed(1)
@@ -172,6 +180,9 @@ def paired_bootstrap(
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
     sizes = _blocks(nll_a.numel(), window_tokens, block_tokens)
+    if len(sizes) < MIN_BLOCKS:
+        raise ValueError(f"{len(sizes)} blocks are too few for a bootstrap (at least "
+                         f"{MIN_BLOCKS}): pass a smaller block_tokens or evaluate more tokens")
     d = block_sums(nll_b.double() - nll_a.double(), sizes)  # (W,) block sums of b - a
     n = torch.tensor(sizes, dtype=torch.float64)  # (W,) block sizes
     gen = torch.Generator().manual_seed(seed)
