@@ -31,3 +31,21 @@ def test_available_backend_is_accepted(monkeypatch) -> None:
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setenv("INWHALE_DEVICE", "mps")
     assert default_device() == torch.device("mps")
+
+
+def test_frozen_fake_quantize_qparams_follow_to_and_the_state_dict() -> None:
+    from inwhale.nn import FakeQuantize
+
+    fq = FakeQuantize(8)
+    fq(torch.linspace(-1, 1, 11))
+    fq.freeze()
+    state = fq.state_dict()
+    assert {"frozen_scale", "frozen_zero_point"} <= set(state)
+    other = FakeQuantize(8)
+    other(torch.linspace(-5, 5, 11))  # different range
+    other.freeze()
+    other.load_state_dict(state)  # the loaded qparams are the ones used
+    x = torch.randn(7)
+    assert torch.equal(other(x), fq(x))
+    fq.to(torch.float64)  # .to() reaches the frozen scale
+    assert fq.qparams().scale.dtype == torch.float64

@@ -29,11 +29,13 @@ The forward pass is the core's :func:`inwhale.fake_quantize` bit for bit (the sa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.core.granularity import Granularity, PerTensor
 from inwhale.core.qparams import QParams
 from inwhale.observers import MinMaxObserver, MovingAverageMinMaxObserver
@@ -62,6 +64,14 @@ class _RoundSTE(torch.autograd.Function):
         return g
 
 
+def _check_float(t: object, name: str) -> torch.Tensor:
+    """A floating tensor (element-wise STE primitives: NaN in, NaN out, as ``torch.round``)."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        got = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {got}")
+    return t
+
+
 def round_ste(v: torch.Tensor) -> torch.Tensor:
     """Round to nearest (ties to even) with the straight-through gradient ``∂R/∂v = 1``.
 
@@ -70,7 +80,7 @@ def round_ste(v: torch.Tensor) -> torch.Tensor:
     >>> y.tolist(), v.grad.tolist()
     ([0.0, 2.0, 2.0], [1.0, 1.0, 1.0])
     """
-    return _RoundSTE.apply(v)
+    return _RoundSTE.apply(_check_float(v, "v"))
 
 
 def grad_scale(t: torch.Tensor, g: float) -> torch.Tensor:
@@ -83,6 +93,7 @@ def grad_scale(t: torch.Tensor, g: float) -> torch.Tensor:
     >>> (grad_scale(s, 0.1) * 3).backward(); s.grad.item()
     0.30000001192092896
     """
+    check_tensor(t, "t", allow_empty=True)  # inf would turn into NaN below
     return t * g + (t - t * g).detach()
 
 
@@ -95,6 +106,7 @@ def fake_quantize_ste(
     *,
     ste: str = "clipped",
     rounding: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    zero_point_domain: str = "int",
 ) -> torch.Tensor:
     """Differentiable fake quantization ``x̂ = s·(clamp(R(x·s⁻¹) + z, q_min, q_max) − z)``.
 
@@ -103,11 +115,14 @@ def fake_quantize_ste(
     Args:
         x: floating tensor, any shape.
         scale: ``s > 0``, broadcastable against ``x`` (a parameter for learned-step methods).
-        zero_point: ``z``, broadcastable against ``x``; an integer value added after rounding.
+        zero_point: ``z``, broadcastable against ``x``.
         qmin, qmax: code range.
         ste: ``"clipped"`` (zero gradient for clipped inputs) or ``"identity"``.
         rounding: a rounding rule ``R`` that carries its own gradient; default
             :func:`round_ste`. AdaRound passes ``floor(v) + h(V)``.
+        zero_point_domain: ``"int"``: ``z`` is added after rounding (above); ``"float"``:
+            before, ``clamp(R(x·s⁻¹ + z))`` — the rule of :class:`~inwhale.core.QParams`
+            (HQQ, mid-rise), so this agrees with :func:`inwhale.fake_quantize` bit for bit.
 
     Returns:
         ``x̂`` with ``x``'s shape and dtype.
@@ -121,14 +136,17 @@ def fake_quantize_ste(
     """
     if ste not in STE_KINDS:
         raise ValueError(f"ste must be one of {STE_KINDS}, got {ste!r}")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating torch.Tensor")
+    if zero_point_domain not in ("int", "float"):
+        raise ValueError(f"zero_point_domain must be 'int' or 'float', got {zero_point_domain!r}")
+    check_tensor(x, "x", allow_empty=True)  # NaN/inf: an error, not a silent NaN
     R = rounding or round_ste
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
     s = torch.as_tensor(scale, device=x.device).to(dt)
     z = torch.as_tensor(zero_point, device=x.device).to(dt)
     xin = x.detach() if ste == "identity" else x
-    q = torch.clamp(R(xin.to(dt) * (1.0 / s)) + z, qmin, qmax)  # codes, as floats
+    v = xin.to(dt) * (1.0 / s)
+    q = R(v + z) if zero_point_domain == "float" else R(v) + z   # z before / after rounding
+    q = torch.clamp(q, qmin, qmax)  # codes, as floats
     xhat = ((q - z) * s).to(x.dtype)
     if ste == "identity":  # forward x̂, backward ∂x̂/∂x = 1 (scale gradients kept)
         xhat = xhat + (x - x.detach())
@@ -143,9 +161,11 @@ def fake_quantize_ste_qp(x: torch.Tensor, qp: QParams, ste: str = "clipped") -> 
     >>> fake_quantize_ste_qp(torch.tensor([0.3]), qp)   # 0.3·7 = 2.1 → 2 → 2/7
     tensor([0.2857])
     """
+    check_tensor(x, "x", allow_empty=True)
     g = qp.granularity
     xv = g.view(x)
-    out = fake_quantize_ste(xv, qp.scale, qp.zero_point, qp.qmin, qp.qmax, ste=ste)
+    out = fake_quantize_ste(xv, qp.scale, qp.zero_point, qp.qmin, qp.qmax, ste=ste,
+                            zero_point_domain=qp.zero_point_domain)
     return g.unview(out, x.shape)
 
 
@@ -190,6 +210,7 @@ class FakeQuantize(nn.Module):
         super().__init__()
         if ste not in STE_KINDS:
             raise ValueError(f"ste must be one of {STE_KINDS}, got {ste!r}")
+        check_bits(bits)
         self.bits, self.symmetric, self.signed = bits, symmetric, signed
         self.narrow_range, self.dynamic, self.ste = narrow_range, dynamic, ste
         self.granularity = granularity or PerTensor()
@@ -206,19 +227,28 @@ class FakeQuantize(nn.Module):
 
     def qparams(self) -> QParams:
         """Current parameters (frozen ones after :meth:`freeze`)."""
-        if self._frozen is not None:
-            return self._frozen
+        if self._frozen is not None:  # the buffers follow .to() and live in the state_dict
+            return dataclasses.replace(self._frozen, scale=self.frozen_scale,
+                                       zero_point=self.frozen_zero_point)
         return self.observer.calculate_qparams(**self._qp_kwargs())
 
     def freeze(self) -> FakeQuantize:
-        """Stop observing and fix the qparams; returns ``self``."""
+        """Stop observing and fix the qparams; returns ``self``.
+
+        The fixed scale and zero point become the buffers ``frozen_scale`` and
+        ``frozen_zero_point``: they move with ``.to(device)`` and are saved in ``state_dict``.
+        """
         self.observe = False
         if not self.dynamic:
-            self._frozen = self.qparams()
+            qp = self.qparams()
+            self._frozen = qp
+            self.register_buffer("frozen_scale", qp.scale.detach().clone())
+            self.register_buffer("frozen_zero_point", qp.zero_point.detach().clone())
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Observe (if on), then fake-quantize (if on)."""
+        check_tensor(x, "x")
         if self.dynamic:
             from inwhale.core.qparams import choose_qparams
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inwhale.core.checks import check_module, check_tensor
 from inwhale.nn.fake_quant import FakeQuantize
 
 __all__ = ["QuantConv2d", "QuantLinear", "quant_layers", "swap_layers"]
@@ -43,7 +44,13 @@ class _QuantMixin:
         return self.weight_fq(w) if self.weight_fq is not None else w
 
     def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x̃ = fq_x(x)`` (or ``x`` without an input quantizer)."""
+        """``x̃ = fq_x(x)`` (or ``x`` without an input quantizer).
+
+        ``x`` must be a finite floating tensor; it is computed in the layer's dtype (a
+        float16/bfloat16 input to a float32 layer is cast up, as ``torch.autocast`` would not).
+        """
+        w = self.weight  # type: ignore[attr-defined]
+        x = check_tensor(x, "x").to(w.dtype) if x.dtype != w.dtype else x
         return self.act_fq(x) if self.act_fq is not None else x
 
 
@@ -57,6 +64,9 @@ class QuantLinear(_QuantMixin, nn.Linear):
         self.weight_fq, self.act_fq = weight_fq, act_fq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if check_tensor(x, "x").ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (..., {self.in_features}) (in_features), "
+                             f"got {tuple(x.shape)}")
         return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)
 
     @classmethod
@@ -81,6 +91,9 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
         self.weight_fq, self.act_fq = weight_fq, act_fq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if check_tensor(x, "x").ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"x must have shape (N, {self.in_channels}, H, W) or "
+                             f"({self.in_channels}, H, W), got {tuple(x.shape)}")
         return self._conv_forward(self.quantized_input(x), self.quantized_weight(), self.bias)
 
     @classmethod
@@ -99,6 +112,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
 def quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every :class:`QuantLinear` / :class:`QuantConv2d` in order."""
+    check_module(model, "model")
     return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantLinear | QuantConv2d)]
 
 
@@ -113,7 +127,7 @@ def swap_layers(model: nn.Module, weight_fq: Callable[[nn.Module], nn.Module | N
     ``weight_fq(layer)`` and ``act_fq(layer)`` build that layer's quantizers (or ``None``),
     e.g. ``lambda layer: LSQQuantizer(4, per_channel=True)``.
     """
-    q = copy.deepcopy(model)
+    q = copy.deepcopy(check_module(model, "model"))
 
     def swap(module: nn.Module, prefix: str) -> None:
         for name, child in module.named_children():
