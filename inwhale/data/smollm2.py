@@ -73,19 +73,36 @@ _COMPLETE_MARKER = "INWHALE_COMPLETE"
 # ---------------------------------------------------------------------------------------------
 
 
+def _transformers_logging() -> Any:
+    """transformers' logging utilities, or None when transformers is not installed."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    return hf_logging
+
+
 @contextlib.contextmanager
 def _offline_env() -> Iterator[None]:
     """Set ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` for the duration of a load.
 
     The variables are restored afterwards. They only take effect if Hugging Face libraries are
     first imported inside the block, so every loader *also* passes ``local_files_only=True``,
-    which is what really guarantees that nothing is downloaded.
+    which is what really guarantees that nothing is downloaded. Inside the block transformers'
+    progress bars ("Loading weights") are off too, so that a chapter page does not carry one
+    per model load; the previous setting is restored afterwards (nothing changes globally).
     """
     saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.update({k: "1" for k in saved})
+    hf_logging = _transformers_logging()
+    bars_were_on = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if bars_were_on:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
