@@ -352,35 +352,41 @@ padding:0 .3em;border-radius:3px;background:rgba(127,127,127,.15)}
 .inwhale-explorer img.iwx-frame{display:block;max-width:100%;height:auto}
 </style>"""
 
-# Row-major combination index -> frame; event delegation catches every control.
+# Row-major combination index -> frame; event delegation catches every control. The script
+# sets up its own explorer (its parent), or, where a front end runs it detached, every
+# explorer on the page not set up yet.
 _JS = """<script>(function () {
-  var root = document.getElementById("%(id)s");
-  if (!root || root.getAttribute("data-iwx-ready")) return;
-  root.setAttribute("data-iwx-ready", "1");
-  var d = JSON.parse(root.querySelector("script.iwx-data").textContent);
-  var img = root.querySelector("img.iwx-frame"), pos = d.start.slice();
-  function show() {
-    var i = 0, k, parts = [];
-    for (k = 0; k < pos.length; k++) {
-      i = i * d.labels[k].length + pos[k];
-      root.querySelector("output[data-iwx='" + k + "']").textContent = d.labels[k][pos[k]];
-      parts.push(d.names[k] + " " + d.labels[k][pos[k]]);
+  function setup(root) {
+    if (root.getAttribute("data-iwx-ready")) return;
+    root.setAttribute("data-iwx-ready", "1");
+    var d = JSON.parse(root.querySelector("script.iwx-data").textContent);
+    var img = root.querySelector("img.iwx-frame"), pos = d.start.slice(), first = img.src;
+    function show() {
+      var i = 0, k, parts = [];
+      for (k = 0; k < pos.length; k++) {
+        i = i * d.labels[k].length + pos[k];
+        root.querySelector("output[data-iwx='" + k + "']").textContent = d.labels[k][pos[k]];
+        parts.push(d.names[k] + " " + d.labels[k][pos[k]]);
+      }
+      var f = d.frames[d.index[i]];
+      img.src = f ? "data:image/png;base64," + f : first;
+      img.alt = d.alt + ": " + parts.join(", ");
     }
-    var f = d.frames[d.index[i]];
-    img.src = f ? "data:image/png;base64," + f : d.first;
-    img.alt = d.alt + ": " + parts.join(", ");
+    function update(e) {
+      var k = e.target.getAttribute("data-iwx");
+      if (k === null || (e.target.type === "radio" && !e.target.checked)) return;
+      pos[+k] = +e.target.value;
+      if (e.target.type === "range")
+        e.target.setAttribute("aria-valuetext", d.labels[+k][pos[+k]]);
+      show();
+    }
+    root.addEventListener("input", update);
+    root.addEventListener("change", update);
   }
-  function update(e) {
-    var k = e.target.getAttribute("data-iwx");
-    if (k === null || (e.target.type === "radio" && !e.target.checked)) return;
-    pos[+k] = +e.target.value;
-    if (e.target.type === "range")
-      e.target.setAttribute("aria-valuetext", d.labels[+k][pos[+k]]);
-    show();
-  }
-  d.first = img.src;
-  root.addEventListener("input", update);
-  root.addEventListener("change", update);
+  var me = document.currentScript;
+  if (me && me.parentNode && me.parentNode.classList.contains("inwhale-explorer"))
+    setup(me.parentNode);
+  else document.querySelectorAll(".inwhale-explorer").forEach(setup);
 })();</script>"""
 
 
@@ -436,7 +442,7 @@ def _explorer_html(controls: tuple[Control, ...], frames: list[bytes], index: li
         f'<img class="iwx-frame" width="{w}" height="{h}" decoding="async" '
         f'alt="{html.escape(alt)}: {html.escape(current)}" src="data:image/png;base64,{default}">'
         f'<script type="application/json" class="iwx-data">{payload}</script>'
-        + _JS % {"id": uid}
+        + _JS
         + "</div>"
     )
 
