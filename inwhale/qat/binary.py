@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
+
 __all__ = ["ABCWeight", "BinaryActivation", "BinaryConnectWeight", "XNORWeight", "abc_bases",
            "clip_latent_", "sign_ste"]
 
@@ -46,7 +48,7 @@ def sign_ste(x: torch.Tensor) -> torch.Tensor:
     >>> y = sign_ste(x); y.sum().backward(); y.tolist(), x.grad.tolist()
     ([-1.0, -1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0])
     """
-    return _SignSTE.apply(x)
+    return _SignSTE.apply(check_tensor(x, "x", allow_empty=True))  # sign(NaN) would be -1
 
 
 class BinaryConnectWeight(nn.Module):
@@ -64,6 +66,9 @@ class XNORWeight(nn.Module):
     """
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        check_tensor(w, "w")
+        if w.ndim == 0:
+            raise ValueError("w must be at least 1-D (one scale per output channel, dim 0)")
         alpha = w.abs().reshape(w.shape[0], -1).mean(1).view(-1, *([1] * (w.ndim - 1)))
         return alpha * sign_ste(w)
 
@@ -77,9 +82,9 @@ class BinaryActivation(nn.Module):
 
 def abc_bases(w: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     """ABC-Net bases ``B`` (M, *w.shape) and least-squares scales ``α`` (M,)."""
-    if M < 1:
-        raise ValueError(f"M must be >= 1, got {M}")
-    w = w.detach()
+    if not isinstance(M, int) or isinstance(M, bool) or M < 1:
+        raise ValueError(f"M must be an int >= 1, got {M!r}")
+    w = check_tensor(w, "w").detach()
     u = torch.linspace(-1, 1, M) if M > 1 else torch.zeros(1)
     mu, sd = w.mean(), w.std() if w.numel() > 1 else torch.tensor(0.0)
     B = torch.stack([torch.where(w - mu + ui * sd >= 0, 1.0, -1.0) for ui in u])  # (M, ...)
@@ -93,6 +98,8 @@ class ABCWeight(nn.Module):
 
     def __init__(self, M: int = 3) -> None:
         super().__init__()
+        if not isinstance(M, int) or isinstance(M, bool) or M < 1:
+            raise ValueError(f"M must be an int >= 1, got {M!r}")
         self.M = M
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.core.qparams import qparams_from_range
 from inwhale.nn.fake_quant import fake_quantize_ste
 
@@ -47,9 +48,10 @@ class DoReFaWeight(nn.Module):
 
     def __init__(self, bits: int) -> None:
         super().__init__()
-        self.bits = bits
+        self.bits = check_bits(bits)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        check_tensor(w, "w")  # the max over w needs at least one value
         if self.bits == 1:
             e = w.detach().abs().mean()
             return e * (torch.sign(w.detach()) + (w - w.detach()))  # STE through sign
@@ -62,7 +64,8 @@ class DoReFaActivation(nn.Module):
 
     def __init__(self, bits: int) -> None:
         super().__init__()
-        self.bits = bits
+        self.bits = check_bits(bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", allow_empty=True)
         return quantize_k(torch.clamp(x, 0.0, 1.0), self.bits)

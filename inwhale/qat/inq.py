@@ -25,6 +25,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
+
 __all__ = ["INQ", "pot_exponents", "pot_quantize"]
 
 
@@ -48,6 +50,7 @@ def pot_quantize(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
     >>> pot_quantize(torch.tensor([0.0, 0.3, -0.74, 0.76, 5.0, 0.001]), 0, -3)
     tensor([ 0.0000,  0.2500, -0.5000,  1.0000,  1.0000,  0.0000])
     """
+    check_tensor(w, "w", allow_empty=True)
     levels = torch.tensor([0.0] + [2.0**n for n in range(n2, n1 + 1)], dtype=w.dtype,
                           device=w.device)  # ascending
     a = w.abs()
@@ -71,7 +74,9 @@ class INQ:
         self.weights = list(weights)
         if not self.weights:
             raise ValueError("weights must not be empty")
-        self.bits = bits
+        self.bits = check_bits(bits)
+        for i, w in enumerate(self.weights):
+            check_tensor(w, f"weights[{i}]")
         self.exps = [pot_exponents(float(w.detach().abs().max()), bits) for w in self.weights]
         self.masks = [torch.zeros_like(w, dtype=torch.bool) for w in self.weights]
         self.values = [torch.zeros_like(w) for w in self.weights]

@@ -35,6 +35,7 @@ import math
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.core.qparams import integer_range, qparams_from_range
 from inwhale.nn.fake_quant import fake_quantize_ste, grad_scale
 
@@ -57,8 +58,11 @@ class LSQQuantizer(nn.Module):
 
     def __init__(self, bits: int, signed: bool = True, per_channel: bool = False) -> None:
         super().__init__()
-        self.bits, self.per_channel = bits, per_channel
+        self.bits, self.per_channel = check_bits(bits), per_channel
         self.qmin, self.qmax = integer_range(bits, signed)
+        if self.qmax < 1:  # the step's initial value and gradient scale divide by √q_max
+            raise ValueError(f"bits={bits} with signed=True has q_max = 0: LSQ needs bits >= 2 "
+                             "(or signed=False)")
         self.step = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("initialized", torch.tensor(False))
 
@@ -71,11 +75,14 @@ class LSQQuantizer(nn.Module):
             mean_abs = x.abs().reshape(x.shape[0], -1).mean(1).view(self._shape(x))
         else:
             mean_abs = x.abs().mean()
-        self.step.data = (2 * mean_abs / math.sqrt(self.qmax)).clamp(min=1e-8)
+        step = (2 * mean_abs / math.sqrt(self.qmax)).clamp(min=1e-8)
+        # a per-channel step changes shape on first use; it stays where the module lives
+        self.step.data = step.to(device=self.step.device, dtype=self.step.dtype)
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x̂ = s·clamp(⌊x/s⌉, q_min, q_max)`` with the LSQ gradients."""
+        check_tensor(x, "x")  # one NaN batch would make the learned step NaN for good
         if not bool(self.initialized):
             self._init(x.detach())
         n = x.numel() / max(1, self.step.numel())
@@ -96,7 +103,7 @@ class LSQPlusQuantizer(nn.Module):
 
     def __init__(self, bits: int) -> None:
         super().__init__()
-        self.bits = bits
+        self.bits = check_bits(bits)
         self.qmin, self.qmax = integer_range(bits, signed=False)
         self.step = nn.Parameter(torch.tensor(1.0))
         self.offset = nn.Parameter(torch.tensor(0.0))
@@ -106,12 +113,13 @@ class LSQPlusQuantizer(nn.Module):
     def _init(self, x: torch.Tensor) -> None:
         lo, hi = x.min(), x.max()
         qp = qparams_from_range(lo, hi, bits=self.bits, signed=False)  # the core's grid
-        self.step.data = qp.scale.clone()
-        self.offset.data = lo.clone() if lo < 0 else torch.tensor(0.0)
+        self.step.copy_(qp.scale.reshape(()))  # in place: parameters stay on their device
+        self.offset.copy_(torch.clamp(lo, max=0.0))
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x̂ = s·clamp(⌊(x − β)/s⌉, q_min, q_max) + β``."""
+        check_tensor(x, "x")
         if not bool(self.initialized):
             self._init(x.detach())
         s = grad_scale(self.step, 1.0 / math.sqrt(x.numel() * self.qmax))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.core.qparams import qparams_from_range
 from inwhale.nn.fake_quant import fake_quantize_ste
 
@@ -39,11 +40,12 @@ class PACT(nn.Module):
         super().__init__()
         if alpha <= 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
-        self.bits = bits
+        self.bits = check_bits(bits)
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``ŷ = fq(clamp(x, 0, α))``; gradient to ``α`` where ``x ≥ α``."""
+        check_tensor(x, "x", allow_empty=True)  # NaN would silently become α
         a = self.alpha.to(x.dtype)
         y = torch.where(x < a, torch.relu(x), a)  # clamp(x, 0, α), ∂y/∂α = 1[x ≥ α]
         qp = qparams_from_range(0.0, self.alpha.detach().abs(), bits=self.bits, signed=False)

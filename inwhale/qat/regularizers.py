@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 import torch
 
+from inwhale.core.checks import check_tensor
+
 __all__ = ["kurtosis", "kurtosis_loss"]
 
 
@@ -32,6 +34,7 @@ def kurtosis(w: torch.Tensor) -> torch.Tensor:
     >>> round(float(kurtosis(torch.tensor([-1.0, 1.0]))), 4)     # two points: kurtosis 1
     1.0
     """
+    check_tensor(w, "w")
     if w.numel() < 2:
         raise ValueError("kurtosis needs at least two values")
     z = (w - w.mean()) / w.std(unbiased=False).clamp(min=1e-12)
@@ -43,4 +46,6 @@ def kurtosis_loss(weights: Iterable[torch.Tensor], target: float = 1.8) -> torch
     ws = list(weights)
     if not ws:
         raise ValueError("weights must not be empty")
+    for i, w in enumerate(ws):
+        check_tensor(w, f"weights[{i}]")
     return torch.stack([(kurtosis(w) - target) ** 2 for w in ws]).mean()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.core.qparams import choose_qparams, integer_range
 from inwhale.nn.fake_quant import fake_quantize_ste
 
@@ -78,7 +79,7 @@ class RelaxedQuantizer(nn.Module):
     def __init__(self, bits: int, signed: bool = True, tau: float = 1.0,
                  sigma_ratio: float = 1 / 3) -> None:
         super().__init__()
-        self.bits, self.signed, self.tau = bits, signed, tau
+        self.bits, self.signed, self.tau = check_bits(bits), signed, tau
         self.qmin, self.qmax = integer_range(bits, signed)
         self.step = nn.Parameter(torch.tensor(1.0))
         self.rho = nn.Parameter(torch.tensor(math.log(math.expm1(sigma_ratio))))
@@ -97,6 +98,7 @@ class RelaxedQuantizer(nn.Module):
         return self.step * q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x")
         if not bool(self.initialized):
             self._init(x.detach())
         if not self.training:

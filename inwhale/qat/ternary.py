@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
+
 __all__ = ["TTQWeight"]
 
 
@@ -58,6 +60,7 @@ class TTQWeight(nn.Module):
         self.initialized.fill_(True)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        check_tensor(w, "w")
         if not bool(self.initialized):
             self._init(w)
         p, n = self.masks(w)
