@@ -14,7 +14,8 @@ Two details make these agree bit for bit with PyTorch's fake-quantization kernel
    ``x·(1/s)`` and ``x/s`` can differ in the last bit, which changes the result exactly
    when ``x/s`` lies next to a rounding tie.
 2. An integer zero point is added *after* rounding. With ties-to-even,
-   ``R(2.5) + 1 = 3`` but ``R(2.5 + 1) = 4``.
+   ``R(2.5) + 1 = 3`` but ``R(2.5 + 1) = 4``. (A ``QParams`` in the ``"float"``
+   ``zero_point_domain`` — HQQ, mid-rise — adds its real-valued ``z`` before rounding.)
 
 ``torch.quantize_per_tensor`` (FBGEMM on x86) differs at exactly one kind of input: it
 evaluates ``x·s⁻¹ + z`` as one fused multiply-add and rounds that, so at (near-)ties with a
@@ -64,10 +65,11 @@ def _quantize_view(xv: torch.Tensor, qp: QParams, rounding: RoundingFn | None) -
     """
     z = qp.zero_point.to(xv.device)
     v = xv * (1.0 / qp.scale.to(device=xv.device, dtype=xv.dtype))  # x · s⁻¹
-    if z.is_floating_point():  # real-valued offset: added before rounding
+    before = qp.zero_point_domain == "float"
+    if before:  # real-valued offset: added before rounding
         v.add_(z)
     q = v.round_() if rounding is None else rounding(v)  # R(·), ties to even by default
-    if not z.is_floating_point():  # integer zero point: added after rounding
+    if not before:  # integer zero point: added after rounding
         q.add_(z)
     return q.clamp_(qp.qmin, qp.qmax)
 

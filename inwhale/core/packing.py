@@ -17,7 +17,7 @@ tensor([33, 15], dtype=torch.uint8)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -90,7 +90,9 @@ class PackedTensor:
         shape: shape of the original tensor.
         qparams: the parameters, with ``scale`` cast to the storage dtype.
         store_zero_point: False when every zero point equals the symmetric middle code,
-            which then need not be stored.
+            which then need not be stored. Integer-domain zero points are stored as codes
+            (``storage_bits`` each); float-domain ones (HQQ, mid-rise) as real numbers in
+            the scale's dtype.
         storage_bits: bits per stored code (a packable width ≥ ``qparams.bits``).
     """
 
@@ -104,8 +106,11 @@ class PackedTensor:
     def nbytes(self) -> int:
         """Bytes stored: packed codes + scales + (packed) zero points."""
         n = self.data.numel() + self.qparams.scale.numel() * self.qparams.scale.element_size()
-        if self.store_zero_point:
-            n += (self.qparams.zero_point.numel() * self.storage_bits + 7) // 8
+        z = self.qparams.zero_point
+        if self.store_zero_point and self.qparams.zero_point_domain == "float":
+            n += z.numel() * z.element_size()
+        elif self.store_zero_point:
+            n += (z.numel() * self.storage_bits + 7) // 8
         return n
 
     @property
@@ -141,9 +146,12 @@ def pack(
         raise ValueError(f"pack supports codes of at most 8 bits, got bits={qparams.bits}")
     data = pack_codes(codes.to(torch.int64) - qparams.qmin, sbits)
     middle = (qparams.qmin + qparams.qmax + 1) // 2
-    store_z = bool((qparams.zero_point != middle).any())
-    stored = QParams(qparams.scale.to(scale_dtype), qparams.zero_point, qparams.qmin,
-                     qparams.qmax, qparams.granularity, qparams.bits)
+    z = qparams.zero_point
+    if qparams.zero_point_domain == "float":   # a real offset: stored like the scale
+        z, store_z = z.to(scale_dtype), True
+    else:
+        store_z = bool((z != middle).any())
+    stored = replace(qparams, scale=qparams.scale.to(scale_dtype), zero_point=z)
     return PackedTensor(data, codes.shape, stored, store_z, sbits)
 
 

@@ -34,11 +34,23 @@ Worked example (asymmetric uint8, range [−1, 3]):
 >>> qp = qparams_from_range(torch.tensor(-1.0), torch.tensor(3.0), bits=8, signed=False)
 >>> round(qp.scale.item(), 6), qp.zero_point.item()
 (0.015686, 64)
+
+**The zero-point rule** (the field :attr:`QParams.zero_point_domain`, never the dtype):
+
+* ``"int"`` (PyTorch's rule, the default): ``z`` is an integer code added *after* rounding,
+  ``q = clamp(R(x/s) + z)``;
+* ``"float"``: ``z`` is a real-valued offset added *before* rounding,
+  ``q = clamp(R(x/s + z))`` — HQQ's optimized zero points and the mid-rise grid (``z = −½``).
+
+Both dequantize as ``x̂ = s·(q − z)``. For an integer-valued ``z`` the two agree
+(``R(v + z) = R(v) + z``); they differ only when ``z`` has a fraction, which only the
+float domain allows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import torch
 
@@ -55,13 +67,19 @@ class QParams:
     Attributes:
         scale: step size ``s`` (float32), shaped to broadcast against the granularity's
             view of the tensor (a 0-d tensor for per-tensor).
-        zero_point: code ``z`` that represents 0.0, same shape as ``scale``. An integer
-            dtype (int32) is added *after* rounding, ``q = R(x/s) + z``, as PyTorch does.
-            A floating dtype is a real-valued offset added *before* rounding,
-            ``q = R(x/s + z)``: used by mid-rise quantizers (z = −½) and HQQ.
+        zero_point: ``z``, same shape as ``scale``; how it enters is ``zero_point_domain``.
         qmin, qmax: the smallest and largest code.
         granularity: how elements share parameters (see :mod:`inwhale.core.granularity`).
         bits: the code width ``b``.
+        zero_point_domain: ``"int"`` — ``z`` is an integer code added *after* rounding,
+            ``q = R(x/s) + z``, as PyTorch does (int32 ``z``, or a float tensor holding whole
+            numbers); ``"float"`` — a real-valued offset added *before* rounding,
+            ``q = R(x/s + z)``, as HQQ and the mid-rise quantizer (``z = −½``) need.
+            Every path (core, STE, packing, storage, GGUF) reads this field.
+
+    Raises:
+        ValueError: an unknown ``zero_point_domain``, or a zero point with a fractional part
+            in the ``"int"`` domain.
     """
 
     scale: torch.Tensor
@@ -70,6 +88,23 @@ class QParams:
     qmax: int
     granularity: Granularity = field(default_factory=PerTensor)
     bits: int = 8
+    zero_point_domain: Literal["int", "float"] = "int"
+
+    def __post_init__(self) -> None:
+        if self.zero_point_domain not in ("int", "float"):
+            raise ValueError(f"zero_point_domain must be 'int' or 'float', got "
+                             f"{self.zero_point_domain!r}")
+        z = self.zero_point
+        if (self.zero_point_domain == "int" and isinstance(z, torch.Tensor)
+                and z.is_floating_point() and not torch.equal(z, torch.round(z))):
+            raise ValueError("zero_point has a fractional part but zero_point_domain='int' "
+                             "(codes must be whole numbers); pass zero_point_domain='float' "
+                             "for a real-valued offset added before rounding")
+
+    @property
+    def zero_point_before_rounding(self) -> bool:
+        """True in the ``"float"`` domain: ``z`` is added before rounding."""
+        return self.zero_point_domain == "float"
 
     @property
     def signed(self) -> bool:
@@ -90,8 +125,7 @@ class QParams:
 
     def to(self, device: torch.device | str) -> QParams:
         """The same parameters with ``scale`` and ``zero_point`` on ``device``."""
-        return QParams(self.scale.to(device), self.zero_point.to(device), self.qmin,
-                       self.qmax, self.granularity, self.bits)
+        return replace(self, scale=self.scale.to(device), zero_point=self.zero_point.to(device))
 
 
 def integer_range(bits: int, signed: bool = True, narrow_range: bool = False) -> tuple[int, int]:

@@ -196,7 +196,8 @@ class MidRiseQuantizer(AffineUniformQuantizer):
         super().__init__(bits, observer, rounding, signed=True, granularity=granularity)
 
     def adjust_qparams(self, qparams: QParams) -> QParams:
-        return replace(qparams, zero_point=torch.full_like(qparams.scale, -0.5))
+        return replace(qparams, zero_point=torch.full_like(qparams.scale, -0.5),
+                       zero_point_domain="float")
 
 
 class DeadZoneQuantizer(AffineUniformQuantizer):

@@ -256,7 +256,8 @@ def _codes(x: torch.Tensor, step: torch.Tensor, qmin: int, qmax: int, zero: int 
     signed extreme on the lowest code). Returns codes ``(n, k)`` (int8 or uint8).
     """
     zp = torch.full_like(step, zero, dtype=torch.int32)
-    qp = QParams(step, zp, qmin, qmax, PerAxis(0), bits=(qmax - qmin).bit_length())
+    qp = QParams(step, zp, qmin, qmax, PerAxis(0), bits=(qmax - qmin).bit_length(),
+                 zero_point_domain="int")
     return quantize(x, qp)
 
 

@@ -102,7 +102,7 @@ def hqq_qparams(
     gran = PerAxis(0) if group_size is None else PerGroup(group_size)
     W = W.float()
     qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
-    qp = dataclasses.replace(qp, zero_point=qp.zero_point.float())
+    qp = dataclasses.replace(qp, zero_point=qp.zero_point.float(), zero_point_domain="float")
     Wv, s, mask = gran.view(W), qp.scale, _valid_mask(gran, W)        # (O, G, g)
     best, errors = qp, []
     for _ in range(iters):

@@ -40,6 +40,7 @@ Glossary: ``W`` weight (O, I); ``b`` bits; ``g`` group size; ``G`` groups per ro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -102,7 +103,7 @@ def _stored_qparams(w: torch.Tensor, bits: int, group_size: int, name: str) -> Q
     scale16 = qp.scale.half()
     if not bool(torch.isfinite(scale16).all()):
         raise ValueError(f"{name}: a group scale overflows float16 (|w| too large to store)")
-    return QParams(scale16.float(), qp.zero_point, qp.qmin, qp.qmax, qp.granularity, bits)
+    return dataclasses.replace(qp, scale=scale16.float())   # integer-domain zero points
 
 
 def pack_linear_weight(w: torch.Tensor, bits: int = 4, group_size: int = 128,
@@ -129,7 +130,7 @@ def unpack_linear_weight(packed: PackedTensor, dtype: torch.dtype = torch.float3
     True
     """
     qp = packed.qparams
-    qp32 = QParams(qp.scale.float(), qp.zero_point, qp.qmin, qp.qmax, qp.granularity, qp.bits)
+    qp32 = dataclasses.replace(qp, scale=qp.scale.float())
     return dequantize(unpack(packed), qp32, dtype=dtype)
 
 
@@ -253,7 +254,8 @@ def _unpack_stored(name: str, shape: list[int], record: dict, tensors: dict) -> 
     n_groups = -(-i // g)
     zeros = unpack_codes(tensors[f"{name}.qzeros"], sbits, o * n_groups).to(torch.int32)
     qp = QParams(tensors[f"{name}.scales"].float().reshape(o, n_groups, 1),
-                 (zeros + qmin).reshape(o, n_groups, 1), qmin, qmax, PerGroup(g), bits)
+                 (zeros + qmin).reshape(o, n_groups, 1), qmin, qmax, PerGroup(g), bits,
+                 zero_point_domain="int")               # stored zero points are codes
     packed = PackedTensor(tensors[f"{name}.qweight"], torch.Size(shape), qp, True, sbits)
     return dequantize(unpack(packed), qp)
 

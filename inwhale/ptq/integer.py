@@ -102,7 +102,7 @@ def fixed_point_multiply(acc: torch.Tensor, M0: torch.Tensor, n: torch.Tensor) -
 def _per_tensor(qp: QParams, what: str) -> QParams:
     if not isinstance(qp.granularity, PerTensor) or qp.scale.numel() != 1:
         raise ValueError(f"{what} must be per-tensor for integer inference")
-    if qp.zero_point.is_floating_point():
+    if qp.zero_point_domain != "int":
         raise ValueError(f"{what} must have an integer zero point")
     return qp
 

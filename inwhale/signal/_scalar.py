@@ -30,7 +30,7 @@ def scalar_codec(qp: QParams) -> tuple[Callable[[float], int], Callable[[int], f
     """
     if not isinstance(qp, QParams):
         raise TypeError(f"qp must be a QParams, got {type(qp).__name__}")
-    if qp.scale.numel() != 1 or qp.zero_point.is_floating_point():
+    if qp.scale.numel() != 1 or qp.zero_point_domain != "int":
         raise ValueError("qp must be per-tensor with an integer zero point")
     s, z, lo, hi = float(qp.scale.float()), int(qp.zero_point), qp.qmin, qp.qmax
     inv = 1.0 / s
