@@ -294,13 +294,13 @@ def allocate_bits(
     choices: Iterable[int] = (2, 3, 4, 8),
     bits_per_weight: Mapping[int, float] | None = None,
 ) -> dict[str, int]:
-    """Bit width per layer with the least total error whose bytes fit ``budget_bytes``.
+    r"""Bit width per layer with the least total error whose bytes fit ``budget_bytes``.
 
     Solved exactly, as a multiple-choice knapsack, by dynamic programming over the budget:
     with ``F_l(k)`` the least error of layers ``1..l`` in at most ``k`` byte units,
 
-    .. math::  F_l(k) = \\min_{b} \\; F_{l-1}\big(k - c_l(b)\big) + D_l(b),
-               \\qquad F_0(k) = 0,
+    .. math::  F_l(k) = \min_{b} \; F_{l-1}\big(k - c_l(b)\big) + D_l(b),
+               \qquad F_0(k) = 0,
 
     where ``c_l(b)`` is ``R_l(b)`` rounded up to whole bytes, in units of the greatest common
     divisor of all the costs (SmolLM2's layers at 2/3/4/8 bits: 13,824 bytes, so a 50 MB
