@@ -53,10 +53,22 @@ python scripts/nb_cache.py save "$STAGE" _build/nbmake-junit.xml
 [ $rc -ne 0 ] && { echo "[build_book] a chapter failed (see above)"; exit $rc; }
 T2=$(date +%s)
 
-rm -rf _build/html _build/.doctrees
-jupyter-book build -W -n --keep-going --path-output "$ROOT" "$STAGE"
-T3=$(date +%s)
-[ "${INWHALE_NO_PDF:-0}" = 1 ] || python scripts/make_pdf.py
+# The pages depend only on the staged copy (sources, executed notebooks, config, _static,
+# the Sphinx extensions) and the inwhale docstrings: when none changed, keep the last build.
+build_hash=$( (cd "$STAGE" && find . -type f -not -name '.nbcache-keys.json' -print0 | sort -z \
+    | xargs -0 sha256sum; find "$ROOT/inwhale" -name '*.py' -print0 | sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -c1-32)
+if [ -f _build/html/.inwhale-build-hash ] && [ "$(cat _build/html/.inwhale-build-hash)" = "$build_hash" ] \
+    && { [ "${INWHALE_NO_PDF:-0}" = 1 ] || [ -f _build/html/inwhale.pdf ]; }; then
+    echo "[build_book] nothing changed since the last build: _build/html kept"
+    T3=$(date +%s)
+else
+    rm -rf _build/html _build/.doctrees
+    jupyter-book build -W -n --keep-going --path-output "$ROOT" "$STAGE"
+    T3=$(date +%s)
+    [ "${INWHALE_NO_PDF:-0}" = 1 ] || python scripts/make_pdf.py
+    echo "$build_hash" > _build/html/.inwhale-build-hash
+fi
 T4=$(date +%s)
 
 printf '{\n  "environment": %s.0,\n  "notebooks": %s.0,\n  "book": %s.0,\n  "pdf": %s.0,\n  "total": %s.0\n}\n' \

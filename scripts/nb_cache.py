@@ -97,16 +97,10 @@ def save(stage: Path, junit: Path | None) -> int:
         else:
             meta = {"seconds": 0.0, "status": "not run", "date": now}
         rows.append((rel, meta["seconds"], meta["status"], meta.get("date", now)))
-    # one status page: the date shown per chapter is the date of the run that produced it
-    page = status_page([(r, s, st) for r, s, st, _ in rows], stage, now)
+    # one status page; each chapter shows the date of the run that produced its outputs
     dates = {r: d for r, _, _, d in rows}
-    lines = page.splitlines()
-    for i, line in enumerate(lines):
-        for rel, when in dates.items():
-            target = "/" + rel.removesuffix(".ipynb") + ">`"
-            if target in line and line.endswith(f"| {now} |"):
-                lines[i] = line[: -len(f" {now} |")] + f" {when} |"
-    (stage / "book" / "status.md").write_text("\n".join(lines) + "\n")
+    page = status_page([(r, s, st) for r, s, st, _ in rows], stage, max(dates.values()), dates)
+    (stage / "book" / "status.md").write_text(page)
     reused = len(rows) - len(ran)
     print(f"[nbcache] {len(ran)} executed ({stored} stored), {reused} reused from {CACHE}")
     return 0

@@ -96,8 +96,14 @@ def _environment() -> tuple[str, str]:
     return device, torch.__version__
 
 
-def status_page(rows: list[tuple[str, float, str]], root: Path, when: str) -> str:
-    """Markdown of the execution status page; ``root`` holds the notebooks (for titles)."""
+def status_page(
+    rows: list[tuple[str, float, str]], root: Path, when: str, dates: dict[str, str] | None = None
+) -> str:
+    """Markdown of the execution status page; ``root`` holds the notebooks (for titles).
+
+    ``when`` is the date of the run; ``dates`` (notebook -> date) overrides it per chapter
+    for results reused from an earlier run (scripts/nb_cache.py).
+    """
     device, torch_version = _environment()
     lines = [
         STATUS_HEADER,
@@ -113,7 +119,7 @@ def status_page(rows: list[tuple[str, float, str]], root: Path, when: str) -> st
         verdict = "pass" if status == "ok" else status.lower()
         lines.append(
             f"| {{doc}}`{title} <{doc}>` | {seconds:.1f} | {verdict} | {device} | "
-            f"{torch_version} | {when} |"
+            f"{torch_version} | {(dates or {}).get(name, when)} |"
         )
     return "\n".join(lines) + "\n"
 
