@@ -1,9 +1,11 @@
 """Browser tests: the built pages work with no network and no kernel.
 
-* A demo notebook (IntSlider, matplotlib ``to_jshtml`` animation, math) is executed, built
-  with the book's real _config.yml and _static/, served on 127.0.0.1 and opened in headless
-  Chromium with every non-local request blocked: the slider must render from the
-  self-hosted ipywidgets JavaScript, the animation must step, and MathJax must typeset.
+* A demo notebook (IntSlider, matplotlib ``to_jshtml`` animation, math, an
+  ``inwhale.viz.explorer`` and a kernel-only ``live_slider``) is executed, built with the
+  book's real _config.yml and _static/, served on 127.0.0.1 and opened in headless Chromium
+  with every non-local request blocked: the slider must render from the self-hosted
+  ipywidgets JavaScript, the animation must step, and MathJax must typeset. The explorer and
+  the kernel-only panel are checked in ``test_browser_explorers``.
 * Every page of the built book (_build/html, made by scripts/test.sh or build_book.sh)
   loads without any request leaving 127.0.0.1 and without uncaught JavaScript errors.
 
@@ -63,6 +65,26 @@ DEMO_CELLS = [
         "anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i / 4]), frames=4)\n"
         "plt.close(fig)\n"
         "HTML(anim.to_jshtml())",
+    ),
+    (
+        "code",
+        "from inwhale.viz import explorer, radio, slider\n"
+        "def draw(fig, bits, scheme):\n"
+        "    ax = fig.add_subplot()\n"
+        "    ax.bar([0, 1], [bits, 2 if scheme == 'symmetric' else 5])\n"
+        "    ax.set_title(f'{scheme}, {bits} bits')\n"
+        "explorer(draw, [slider('bits', [2, 3, 4, 8], default=4),\n"
+        "                radio('scheme', ['symmetric', 'asymmetric'])], figsize=(3, 2), dpi=50)",
+    ),
+    (
+        "code",
+        "import matplotlib.pyplot as plt\n"
+        "from inwhale.viz import live_slider\n"
+        "def draw_live(bits=3):\n"
+        "    fig, ax = plt.subplots(figsize=(3, 2))\n"
+        "    ax.plot([0, 1], [0, bits])\n"
+        "    plt.show()\n"
+        "live_slider(draw_live, bits=widgets.IntSlider(value=5, min=2, max=8))",
     ),
 ]
 
@@ -267,7 +289,8 @@ def test_built_book_pages_load_offline(browser, serve):
     for p in pages:
         page, blocked, errors = _offline_page(browser)
         page.goto(f"{base}/{p.relative_to(BOOK_HTML).as_posix()}", wait_until="load")
-        if page.locator("script[type='application/vnd.jupyter.widget-state+json']").count():
+        # widget views (not the state alone: explorers keep theirs there) render after load
+        if page.locator("script[type='application/vnd.jupyter.widget-view+json']").count():
             page.locator(".jupyter-widgets").first.wait_for(state="attached", timeout=30_000)
         if blocked or errors:
             failures[str(p.relative_to(BOOK_HTML))] = {"blocked": blocked, "errors": errors}

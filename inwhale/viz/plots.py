@@ -50,9 +50,13 @@ def error_histogram(
 
     if ax is None:
         _, ax = plt.subplots()
+    import numpy as np
+
     e = (x.detach().double() - xhat.detach().double()).flatten().cpu().numpy()
     lim = max(float(abs(e).max()), (step or 0) * 0.75) or 1.0
-    ax.hist(e, bins=bins, range=(-lim, lim), density=density, alpha=0.75, label=label)
+    # one filled outline instead of a patch per bar: the same picture, drawn much faster
+    counts, edges = np.histogram(e, bins=bins, range=(-lim, lim), density=density)
+    ax.stairs(counts, edges, fill=True, alpha=0.75, label=label)
     if step is not None:
         for sign in (-1, 1):
             ax.axvline(sign * step / 2, color="k", ls="--", lw=1)
