@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.nn.modules import QuantConv2d, QuantLinear
 
 
@@ -14,6 +15,22 @@ def check_layer(layer: object, name: str = "layer") -> nn.Module:
     if not isinstance(layer, nn.Linear | nn.Conv2d):
         raise TypeError(f"{name} must be nn.Linear or nn.Conv2d, got {type(layer).__name__}")
     return layer
+
+
+def check_layer_input(layer: nn.Module, x: object, name: str = "x") -> torch.Tensor:
+    """``x`` as inputs of ``layer`` — finite floats, ``(N, I)`` for a linear, ``(N, C, H, W)``
+    for a conv — returned in the layer's dtype (float16/bfloat16 inputs are cast)."""
+    check_tensor(x, name)
+    if isinstance(layer, nn.Conv2d):
+        ok = x.ndim == 4 and x.shape[1] == layer.in_channels
+        want = f"(N, {layer.in_channels}, H, W)"
+    else:
+        ok = x.ndim >= 2 and x.shape[-1] == layer.in_features
+        want = f"(N, {layer.in_features})"
+    if not ok:
+        raise ValueError(f"{name} must have shape {want} (the layer's input), "
+                         f"got {tuple(x.shape)}")
+    return x.to(layer.weight.dtype)
 
 
 def layer_op(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor,

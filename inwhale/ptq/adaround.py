@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from inwhale.core.affine import fake_quantize
-from inwhale.ptq._layers import check_layer, layer_op
+from inwhale.ptq._layers import check_layer, check_layer_input, layer_op
 
 __all__ = ["GAMMA", "ZETA", "adaround_", "rectified_sigmoid", "round_reg"]
 
@@ -88,6 +88,7 @@ def adaround_(
     from inwhale.nn.fake_quant import fake_quantize_ste
 
     check_layer(layer)
+    x = check_layer_input(layer, x)
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be in [0, 1), got {warmup}")
     qp = layer.weight_fq.qparams()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inwhale.ptq._layers import channel_mean, check_layer, layer_op
+from inwhale.ptq._layers import channel_mean, check_layer, check_layer_input, layer_op
 
 __all__ = ["bias_correct_", "output_mean_error"]
 
@@ -37,6 +37,7 @@ def output_mean_error(layer: nn.Module, x: torch.Tensor,
     AdaRound wrote on-grid weights); default ``layer.weight``.
     """
     check_layer(layer)
+    x = check_layer_input(layer, x)
     w_q = layer.quantized_weight() if hasattr(layer, "quantized_weight") else layer.weight
     w = layer.weight if float_weight is None else float_weight
     return channel_mean(layer_op(layer, x, w_q) - layer_op(layer, x, w), layer)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits
 from inwhale.core.granularity import PerAxis, PerTensor
 from inwhale.nn.fake_quant import FakeQuantize
 from inwhale.nn.modules import QuantConv2d, QuantLinear, quant_layers
@@ -69,6 +70,8 @@ class QConfig:
     skip: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_bits(self.weight_bits, "weight_bits")
+        check_bits(self.act_bits, "act_bits")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
 
@@ -126,7 +129,12 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     dev = next(model.parameters()).device
     n = 0
     for x in batches:
-        model(x.to(dev))
+        if not isinstance(x, torch.Tensor):  # token ids or floats: the model decides
+            raise TypeError(f"batches[{n}] must be a torch.Tensor, got {type(x).__name__}")
+        try:
+            model(x.to(dev))
+        except (ValueError, TypeError) as err:  # e.g. a shape the model cannot take
+            raise type(err)(f"batches[{n}]: {err}") from err
         n += 1
     if n == 0:
         raise ValueError("batches is empty: calibration needs at least one batch")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.nn.fake_quant import FakeQuantize
 from inwhale.nn.modules import quant_layers
 from inwhale.ptq._layers import capture_inputs
@@ -61,6 +62,7 @@ def progressive_calibrate_(
         adaround: learn each layer's weight rounding (:func:`~inwhale.ptq.adaround.adaround_`).
         adaround_kwargs: keyword arguments for ``adaround_`` (e.g. ``iters``).
     """
+    check_tensor(x, "x")
     layers = [m for _, m in quant_layers(model)]
     if not layers:
         raise ValueError("model has no quantized layer: call prepare first")
