@@ -113,7 +113,7 @@ unit_step() {
     [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadfile)
     MPLBACKEND=Agg OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
         pytest_allow_empty tests inwhale --doctest-modules -m "not browser" \
-        -p no:cacheprovider -q "${xdist[@]}" --durations=10
+        -p no:cacheprovider -q -rs "${xdist[@]}" --durations=10
 }
 want unit && run_step unit unit_step
 

@@ -4,6 +4,7 @@ against torch.linalg.svd, F.conv2d with the rebuilt kernel, and planted low-rank
 import pytest
 import torch
 import torch.nn.functional as F
+from _reference import require
 from torch import nn
 
 from inwhale.ptq.decompose import (
@@ -260,7 +261,7 @@ def test_bad_arguments_raise_naming_them():
 
 
 def test_tensorly_agrees_if_installed():
-    tl = pytest.importorskip("tensorly")
+    tl = require("tensorly")
     from tensorly.decomposition import partial_tucker
 
     K = torch.randn(10, 6, 3, 3, generator=_gen(8), dtype=torch.float64)

@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from _reference import require
 
 from inwhale.formats.companding import (
     a_law_compress,
@@ -20,7 +21,7 @@ from inwhale.formats.companding import (
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    audioop = pytest.importorskip("audioop")  # CPython's C codec, removed in 3.13
+    audioop = require("audioop")  # CPython's C codec, removed in 3.13
 
 
 def test_mu_law_hand_values():

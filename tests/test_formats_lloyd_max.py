@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _reference import require
 
 from inwhale.formats.codebook import codebook_storage_bits, nearest_codes
 from inwhale.formats.kmeans_share import LearnedLUT, kmeans_share, linear_init, train_lut
@@ -59,7 +60,7 @@ def test_samples_mse_is_the_empirical_mse():
 
 
 def test_kmeans_share_matches_sklearn_kmeans_from_the_same_init():
-    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    KMeans = require("sklearn.cluster").KMeans
     g = torch.Generator().manual_seed(2)
     w = torch.randn(64, 64, generator=g) * 0.02
     s = kmeans_share(w, bits=3, tol=1e-12)
@@ -75,7 +76,7 @@ def test_kmeans_share_matches_sklearn_kmeans_from_the_same_init():
 def test_kmeans_revives_empty_clusters():
     """With outliers, linear init leaves clusters empty; they must be put back to work
     (sklearn relocates them too): every code used, and no worse than sklearn's k-means."""
-    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    KMeans = require("sklearn.cluster").KMeans
     g = torch.Generator().manual_seed(2)
     w = torch.randn(64, 64, generator=g) * 0.02
     w[0, :4] = torch.tensor([0.2, -0.15, 0.1, 0.3])  # a few outliers, as in real layers

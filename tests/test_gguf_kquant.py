@@ -11,6 +11,7 @@ keeps float32 sub-block scales; re-encoding a decoded tensor is (nearly) a fixed
 import numpy as np
 import pytest
 import torch
+from _reference import require
 
 from inwhale.llm.gguf_formats import (
     BLOCK_BYTES,
@@ -23,7 +24,7 @@ from inwhale.llm.gguf_formats import (
     quantize_q6_k,
 )
 
-gguf = pytest.importorskip("gguf")
+gguf = require("gguf")
 from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf import quants as gq  # noqa: E402
 

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 import torch
+from _reference import require
 from torch import nn
 
 from inwhale.llm.kv import (
@@ -68,7 +69,7 @@ class RefQuant(nn.Module):
 
 @pytest.fixture(scope="module")
 def tiny():
-    transformers = pytest.importorskip("transformers")
+    transformers = require("transformers")
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
         vocab_size=101, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

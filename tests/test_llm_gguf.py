@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from _reference import require
 
 from inwhale.llm.gguf_formats import BLOCK_BYTES, decode, encode
 
-gguf = pytest.importorskip("gguf")
+gguf = require("gguf")
 from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf import quants as gq  # noqa: E402
 
@@ -37,6 +38,21 @@ def test_decode_bit_exact_vs_gguf(fmt: str) -> None:
     expect = gq.dequantize(ref, getattr(T, fmt))
     ours = decode(torch.from_numpy(ref), fmt, tuple(expect.shape)).numpy()
     assert np.array_equal(ours, expect)
+
+
+def test_q8_0_tiny_blocks_match_llama_cpp_bytes() -> None:
+    """Blocks with max|x| below 127 * eps(float32) (~1.5e-5): the core would floor the scale at
+    eps, llama.cpp keeps d = max|x|/127 (an fp16 subnormal, or 0) and codes round(x*127/max)."""
+    g = torch.Generator().manual_seed(3)
+    scales = [1e-5, 3e-6, 1e-7, 1e-9, 1e-20, 1e-30, 0.0, 2e-5]
+    x = torch.cat([torch.randn(32, generator=g) * a for a in scales]).reshape(len(scales), 32)
+    ref = gq.quantize(x.numpy(), T.Q8_0)
+    ours = encode(x, "Q8_0").numpy().reshape(ref.shape)
+    assert np.array_equal(ours, ref)
+    codes = ours.reshape(len(scales), 34)[:, 2:].view(np.int8)
+    assert np.abs(codes[:6]).max(axis=1).tolist() == [127] * 6   # full code range, not x/eps
+    assert np.array_equal(decode(torch.from_numpy(ref), "Q8_0", tuple(x.shape)).numpy(),
+                          gq.dequantize(ref, T.Q8_0))
 
 
 def test_bad_input() -> None:

@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from _reference import require
 
 from inwhale.llm.hqq import hqq_qparams, hqq_quantize_, hqq_weight, shrink_lp
 from inwhale.llm.rtn import rtn_weight
@@ -48,7 +49,7 @@ def test_float_zero_point_and_ragged_groups():
 
 
 def test_matches_the_hqq_package():
-    opt = pytest.importorskip("hqq.core.optimize")
+    opt = require("hqq.core.optimize")
     W = heavy(o=32, i=128, seed=2)
     qp0, _ = hqq_qparams(W, bits=4, group_size=64, iters=1)          # the min–max start
     ours, errs = hqq_qparams(W, bits=4, group_size=64, kappa=1.0, iters=5)

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from _reference import require
 from torch import nn
 
 from inwhale.llm.act_quant import W8A8Linear, quantize_activation, w8a8_quantize_
@@ -92,7 +93,7 @@ def test_smoothing_factors_formula() -> None:
 
 
 def _tiny_llama():
-    transformers = pytest.importorskip("transformers")
+    transformers = require("transformers")
     cfg = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128,
                                    num_hidden_layers=2, num_attention_heads=4,
                                    num_key_value_heads=2, max_position_embeddings=64)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _reference import require
 from torch import nn
 
 from inwhale.llm.rtn import bits_per_weight, rtn_quantize_, rtn_weight
@@ -9,7 +10,7 @@ from inwhale.llm.stats import kurtosis, outlier_channels, weight_stats
 
 
 def test_kurtosis_matches_scipy() -> None:
-    stats = pytest.importorskip("scipy.stats")
+    stats = require("scipy.stats")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(20_000, generator=g) ** 3
     ref = stats.kurtosis(x.double().numpy(), fisher=False, bias=True)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from _reference import require
 
 from inwhale import fake_quantize, qparams_from_range, quantize
 from inwhale.signal import (
@@ -168,7 +169,7 @@ def _test_signal(n=4000):
 
 
 def test_ima_adpcm_bit_exact_with_audioop():
-    audioop = pytest.importorskip("audioop")
+    audioop = require("audioop")
     x = _test_signal()
     ref_bytes, _ = audioop.lin2adpcm(x.numpy().tobytes(), 2, None)
     ref = torch.tensor(list(ref_bytes), dtype=torch.int64)

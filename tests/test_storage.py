@@ -6,6 +6,7 @@ import struct
 
 import pytest
 import torch
+from _reference import require
 from torch import nn
 
 from inwhale.llm.storage import (
@@ -18,7 +19,7 @@ from inwhale.llm.storage import (
     unpack_linear_weight,
 )
 
-pytest.importorskip("safetensors")
+require("safetensors")
 
 
 def tiny_llama(seed: int = 0, hidden: int = 64, tie: bool = True) -> nn.Module:

@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from _reference import require
 
 from inwhale.data.images import digits
 from inwhale.vq import (
@@ -49,7 +50,7 @@ def test_kmeans_inertia_is_sum_of_distances(X):
 
 
 def test_pq_matches_faiss_distortion(X):
-    faiss = pytest.importorskip("faiss")
+    faiss = require("faiss")
     import numpy as np
 
     xs = np.ascontiguousarray(X.numpy())

@@ -24,9 +24,12 @@ area holds code ``j`` in its low nibble and code ``j + 16`` in its high nibble.
 
 Why the scale rules differ from :func:`inwhale.choose_qparams`
 ----------------------------------------------------------------
-* Q8_0 *is* the core's symmetric narrow-range int8 (``s = max|x|/127``, codes in
-  ``[-127, 127]``) with ties rounded away from zero (C's ``roundf``), so it is computed with
-  :func:`inwhale.qparams_from_range` and :func:`inwhale.quantize` directly.
+* Q8_0 is the core's symmetric narrow-range int8 (``s = max|x|/127``, codes in
+  ``[-127, 127]``) with ties rounded away from zero (C's ``roundf``), rounded by
+  :func:`inwhale.quantize` — with one difference: the core floors ``s`` at float32's ε so
+  that no scale is 0, llama.cpp does not. A block with ``max|x| < 127 ε`` (about 1.5e-5)
+  therefore keeps llama.cpp's ``d = max|x|/127`` (an fp16 subnormal, or 0 once stored) and
+  its codes ``round(x·127/max|x|)``, byte for byte as ``ggml-quants.c`` writes them.
 * Q4_0 maps the value of largest magnitude, *with its sign*, onto code ``-8``: the extreme
   end of the 16-level grid gets the extra level, so ``d`` may be negative. The core's
   symmetric rule would use ``max|x|/7.5`` and waste that level on the other side.
@@ -88,6 +91,8 @@ Glossary: ``x`` block values; ``d`` block scale (fp16); ``m`` block minimum (fp1
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from inwhale.core import PerAxis, QParams, pack_codes, qparams_from_range, quantize, unpack_codes
@@ -139,8 +144,9 @@ def _unpack_nibbles(b: torch.Tensor) -> torch.Tensor:
 def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` (numel divisible by 32) to Q8_0 bytes ``(n_blocks, 34)``.
 
-    ``d = max|x|/127`` is the core's symmetric narrow-range scale; codes use ties away
-    from zero. An all-zero block stores ``d = 0``.
+    ``d = max|x|/127`` is the core's symmetric narrow-range scale without the core's ε
+    floor (llama.cpp's rule, also for tiny blocks); codes ``round(x·(1/d))`` use ties away
+    from zero. An all-zero block stores ``d = 0`` and codes 0.
 
     >>> b = quantize_q8_0(torch.linspace(-1, 1, 32))
     >>> b.shape, dequantize_q8_0(b)[0, -1].item()   # fp16 d = 1/127 rounded
@@ -150,8 +156,9 @@ def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
     amax = blocks.abs().amax(dim=1, keepdim=True)  # (n, 1)
     qp = qparams_from_range(-amax, amax, bits=8, symmetric=True, narrow_range=True,
                             granularity=PerAxis(0))  # one row per block
+    d = amax / ((qp.qmax - qp.qmin) / 2)  # the same max|x|/127, without the core's ε floor
+    qp = dataclasses.replace(qp, scale=torch.where(amax > 0, d, torch.ones_like(d)))
     codes = quantize(blocks, qp, rounding=NearestRounding(ties="away"))  # int8 (n, 32)
-    d = torch.where(amax == 0, torch.zeros_like(amax), qp.scale)
     return torch.cat([_fp16_bytes(d), codes.view(torch.uint8)], dim=1)
 
 
