@@ -86,12 +86,18 @@ def test_blocksize_does_not_change_result():
     assert (a - b).abs().max() < 1e-4
 
 
-def test_dead_column_is_zeroed():
+@pytest.mark.parametrize("group_size", [None, 16])
+@pytest.mark.parametrize("act_order", [False, True])
+def test_dead_column_is_zeroed(group_size, act_order):
+    """An input that is always 0 (H_jj = 0) carries no information: its weights become 0
+    exactly (not merely small), and it costs no loss."""
     W, _, H = correlated_layer(4)
     H[5, :] = 0
     H[:, 5] = 0
-    Q = gptq_quantize_weight(W, H, bits=4, group_size=None).Q
-    assert torch.all(Q[:, 5].abs() <= choose_qparams(W, bits=4, granularity=PerAxis(0)).scale[:, 0])
+    res = gptq_quantize_weight(W, H, bits=4, group_size=group_size, act_order=act_order)
+    assert torch.all(res.Q[:, 5] == 0)
+    assert torch.all(res.losses[:, 5] == 0)
+    assert W[:, 5].abs().min() > 0                        # the float weights were not 0
 
 
 def test_cholesky_failure_names_layer_and_damping():
