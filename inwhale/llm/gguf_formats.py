@@ -318,10 +318,19 @@ def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     then codes ``q = clamp(round(x / (d16 sigma_k)) + 32, 0, 63)``. An all-zero super-block
     is 210 zero bytes. ``search=False``: sub-block scales ``x_max / -32`` (no search).
 
+    Every weight decodes to the level of its sub-block's stored grid nearest to it. The grid
+    follows from the bytes alone: setting every 6-bit code to ``c`` (low nibbles in ``ql``,
+    top two bits in ``qh``) and decoding gives level ``c`` of each sub-block.
+
     >>> x = torch.linspace(-1, 1, 256)
     >>> b = quantize_q6_k(x)
-    >>> b.shape, round(float((dequantize_q6_k(b) - x).abs().max()), 4)
-    (torch.Size([1, 210]), 0.0129)
+    >>> def all_codes(c):                       # the same scales, every code set to c
+    ...     lo, hi = c & 0xF, c >> 4
+    ...     return torch.cat([b[:, :128] * 0 + (lo | lo << 4), b[:, 128:192] * 0 + hi * 0x55,
+    ...                       b[:, 192:]], dim=1)
+    >>> grid = torch.cat([dequantize_q6_k(all_codes(c)) for c in range(64)])   # (64, 256)
+    >>> b.shape, torch.equal((dequantize_q6_k(b)[0] - x).abs(), (grid - x).abs().amin(0))
+    (torch.Size([1, 210]), True)
     """
     blocks = _super_blocks(x, "Q6_K", limit=65504 * 128 * 32)  # (n, 256); d = ~x_max/4096
     n = blocks.shape[0]
@@ -424,9 +433,15 @@ def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
     ``d = max_k s_k / 63``, ``dmin = max_k m_k / 63``; finally
     ``q = clamp(round((x + dmin16 m'_k) / (d16 s'_k)), 0, 15)``.
 
+    Every weight decodes to the level of its sub-block's stored grid nearest to it; the grid
+    follows from the bytes (every 4-bit code set to ``c``, decoded, is level ``c``):
+
     >>> x = torch.linspace(-1, 1, 256)
-    >>> round(float((dequantize_q4_k(quantize_q4_k(x)) - x).abs().max()), 4)
-    0.0316
+    >>> b = quantize_q4_k(x)
+    >>> grid = torch.cat([dequantize_q4_k(torch.cat([b[:, :16], b[:, 16:] * 0 + (c | c << 4)],
+    ...                                             dim=1)) for c in range(16)])  # (16, 256)
+    >>> torch.equal((dequantize_q4_k(b)[0] - x).abs(), (grid - x).abs().amin(0))
+    True
     """
     blocks = _super_blocks(x, "Q4_K", limit=65504 * 63 * 15 / 2)  # (n, 256); d ~ range/945
     n = blocks.shape[0]
