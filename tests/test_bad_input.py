@@ -354,6 +354,11 @@ ROWS: list[Row] = [
     Row("qat.XNORWeight", "w", lambda w: Q.XNORWeight()(w), lambda: W(4, 8)),
     Row("qat.ABCWeight", "w", lambda w: Q.ABCWeight(2)(w), lambda: W(4, 8)),
     Row("qat.TTQWeight", "w", lambda w: Q.TTQWeight()(w), lambda: W(16)),
+    Row("qat.AbsMeanTernaryWeight", "w", lambda w: Q.AbsMeanTernaryWeight()(w), lambda: W(4, 8)),
+    Row("qat.BitLinear", "x", lambda x: Q.BitLinear(8, 4)(x), lambda: W(2, 8)),
+    Row("qat.BitLinear", "act_bits", lambda b: Q.BitLinear(8, 4, act_bits=b), lambda: 8, "bits",
+        bad=(1,)),
+    Row("qat.to_bitnet", "model", Q.to_bitnet, lambda: _mlp(), "module"),
     Row("qat.kurtosis", "w", Q.kurtosis, lambda: W(16)),
     Row("qat.kurtosis_loss", "weights", lambda w: Q.kurtosis_loss([w]), lambda: W(16)),
     Row("qat.pot_quantize", "w", lambda w: Q.pot_quantize(w, -4, 0), lambda: W(16),
@@ -432,8 +437,7 @@ PENDING = {
     "llm.storage.pack_linear_weight", "llm.storage.save_float", "llm.storage.save_quantized",
     "llm.storage.unpack_linear_weight", "llm.zeroquant.zeroquant_quantize_", "ptq.convert",
     "ptq.equalize_pair_", "ptq.equalize_sequential_", "ptq.fold_bn", "ptq.fold_bn_sequential",
-    "ptq.integerize", "ptq.prepare", "qat.AbsMeanTernaryWeight", "qat.BitLinear",
-    "qat.to_bitnet",
+    "ptq.integerize", "ptq.prepare",
 }
 
 # Cases known to end in something other than a clear error, with the reason they stay open.
