@@ -85,8 +85,27 @@ def test_stored_rows_are_reused_only_for_identical_inputs(monkeypatch):
     monkeypatch.setattr(res, "perplexity", boom)
     again = res.results_table(model, ids[:512], ids[512:], **kw)
     assert again == first                                  # all four served from the store
+    assert [r.token_nll for r in again] == [r.token_nll for r in first]  # per-token NLLs too
     with pytest.raises(AssertionError, match="recomputed"):
         res.results_table(model, ids[:512], ids[520:], **kw)   # other eval tokens: new rows
     other = tiny_llama(seed=5)
     with pytest.raises(AssertionError, match="recomputed"):
         res.results_table(other, ids[:512], ids[512:], **kw)   # other weights: new rows
+
+
+def test_rows_keep_per_token_nll_for_paired_comparisons():
+    from inwhale.llm.harness import perplexity
+    from inwhale.llm.uncertainty import compare_perplexity
+
+    model = tiny_llama(seed=4)
+    ids = torch.randint(0, 128, (1536,), generator=torch.Generator().manual_seed(6))
+    rows = results_table(model, ids[:512], ids[512:], bits=(3,), group_size=32, context_len=64,
+                         n_samples=4, seq_len=64, families=("weight-only",),
+                         methods=("RTN", "HQQ"))
+    direct = perplexity(model, ids[512:], context_len=64, progress=False)
+    base = rows[0].as_perplexity()
+    assert len(rows[0].token_nll) == rows[0].n_tokens == sum(rows[0].window_tokens)
+    assert torch.allclose(base.token_nll, direct.token_nll, atol=1e-5)
+    ci = compare_perplexity(base, rows[1].as_perplexity())   # RTN W3 against float
+    assert ci.ratio == pytest.approx(rows[1].ppl / rows[0].ppl, rel=1e-4)
+    assert ci.n_blocks == len(rows[0].window_tokens) == 16

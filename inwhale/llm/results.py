@@ -9,8 +9,9 @@ Rows (``b`` = each weight bit width asked for, groups of ``g`` input columns):
 
 * ``baseline`` — the float model as loaded;
 * weight-only at ``W{b} g{g}``: RTN, GPTQ, AWQ, HQQ, and a Hadamard-style rotation followed by
-  RTN. GPTQ and AWQ share one calibration pass: AWQ's statistics hold ``XᵀX/n``, and GPTQ's
-  Hessian is twice that;
+  RTN. GPTQ runs as published (block by block: block ``i``'s Hessians come from the outputs
+  of blocks ``0..i-1`` already quantized, :func:`~inwhale.llm.gptq.gptq_quantize_`); AWQ reads
+  one calibration pass over the float model;
 * W8A8 with per-channel int8 weights: activations per tensor (naive), per token, SmoothQuant
   (α = 0.5, per-tensor activations after smoothing) and LLM.int8() (τ = 6);
 * KV cache at each ``kv_bits``: keys per channel, values per token (the KIVI layout), weights
@@ -20,6 +21,9 @@ Bits per weight count what a file would store for the quantized linears: the cod
 scale and zero point per group (:func:`inwhale.llm.rtn.bits_per_weight`), averaged over the
 linears weighted by size. The baseline is float32 as held in memory (32); the embedding / tied
 output head is never quantized by these methods and is not counted.
+
+Every row keeps the NLL of each scored token, so any two rows can be compared paired, with
+an interval (:meth:`ResultRow.as_perplexity`, :mod:`inwhale.llm.uncertainty`).
 
 Cost: one perplexity evaluation per row (19 rows), one calibration pass, two GPTQ, AWQ and
 HQQ runs each — several minutes on a laptop CPU. Rows are therefore stored on disk
@@ -46,7 +50,13 @@ from torch import nn
 from inwhale.llm.act_quant import w8a8_quantize_
 from inwhale.llm.awq import awq_quantize_, collect_awq_stats
 from inwhale.llm.gptq import gptq_quantize_
-from inwhale.llm.harness import block_linears, calibration_batches, find_linears, perplexity
+from inwhale.llm.harness import (
+    PerplexityResult,
+    block_linears,
+    calibration_batches,
+    find_linears,
+    perplexity,
+)
 from inwhale.llm.hqq import hqq_quantize_
 from inwhale.llm.kv import KVSpec, kv_bytes_per_token, kv_dims, quantize_kv_
 from inwhale.llm.llm_int8 import llm_int8_quantize_
@@ -81,8 +91,12 @@ class ResultRow:
         ppl: perplexity on ``n_tokens`` scored tokens in windows of ``context_len``.
         bits_per_weight: stored bits per weight of the block linears (codes + fp16 scales).
         seconds: wall time of the quantization (not the evaluation), including the work it
-            needs first: the calibration pass that GPTQ and AWQ share (counted in full for
-            each), and the rotation of the weights for ``rotation + RTN``.
+            needs first: GPTQ's own block-by-block calibration passes, the calibration pass
+            AWQ reads, and the rotation of the weights for ``rotation + RTN``.
+        token_nll: the negative log-likelihood of every scored token (rounded to 1e-5 nats),
+            so that two rows on the same tokens can be compared *paired*
+            (:meth:`as_perplexity` and :func:`inwhale.llm.uncertainty.compare_perplexity`).
+        window_tokens: scored tokens per evaluation window.
     """
 
     family: str
@@ -93,6 +107,24 @@ class ResultRow:
     seconds: float
     n_tokens: int
     context_len: int
+    token_nll: list[float] = field(default_factory=list, repr=False)
+    window_tokens: list[int] = field(default_factory=list, repr=False)
+
+    def as_perplexity(self) -> PerplexityResult:
+        """The row's perplexity as a :class:`~inwhale.llm.harness.PerplexityResult`, with its
+        per-token NLLs, ready for :func:`~inwhale.llm.uncertainty.compare_perplexity`.
+
+        >>> row = ResultRow("baseline", "float", "fp32", 2.0, 32.0, 0.0, 2, 3,
+        ...                 [0.5, 0.886294], [2])
+        >>> r = row.as_perplexity()
+        >>> r.token_nll.shape, r.window_tokens
+        (torch.Size([2]), (2,))
+        """
+        import math
+
+        nll = torch.tensor(self.token_nll, dtype=torch.float32) if self.token_nll else None
+        return PerplexityResult(self.ppl, math.log(self.ppl), self.n_tokens, self.context_len,
+                                token_nll=nll, window_tokens=tuple(self.window_tokens))
 
 
 def block_linear_bits(model: nn.Module, bits: int, group_size: int | None,
@@ -261,9 +293,9 @@ def _plain(method: Callable[..., object]) -> Callable[..., None]:
 
 
 def _gptq(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
-    """GPTQ from the shared calibration pass: its Hessian is twice AWQ's ``XᵀX/n``."""
-    hessians = {n: 2 * h for n, (h, _) in shared.get("stats").items()}
-    gptq_quantize_(m, None, hessians=hessians, **kw)
+    """GPTQ as published: block by block, each block calibrated on the outputs of the blocks
+    before it, already quantized (its own calibration passes, timed in its row)."""
+    gptq_quantize_(m, **kw)
 
 
 def _awq(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
@@ -285,7 +317,8 @@ def _row_specs(model: nn.Module, calib_ids: torch.Tensor, *, bits: tuple[int, ..
             kw = dict(bits=b, group_size=group_size, progress=progress)
             specs += [
                 RowSpec("weight-only", "RTN", setting, bpw, _plain(rtn_quantize_), kw),
-                RowSpec("weight-only", "GPTQ", setting, bpw, _gptq, kw, needs=("stats",)),
+                RowSpec("weight-only", "GPTQ", setting, bpw, _gptq,
+                        dict(kw, calib_ids=calib_ids, n_samples=n_samples, seq_len=seq_len)),
                 RowSpec("weight-only", "AWQ", setting, bpw, _awq, kw, needs=("stats",)),
                 RowSpec("weight-only", "HQQ", setting, bpw, _plain(hqq_quantize_), kw),
                 RowSpec("weight-only", "rotation + RTN", setting, bpw, _plain(rtn_quantize_), kw,
@@ -396,7 +429,9 @@ def results_table(
             m, seconds = _quantized_copy(model, spec, shared)
             r = perplexity(m, eval_ids, context_len=context_len, progress=False)
             row = ResultRow(spec.family, spec.method, spec.setting, r.ppl,
-                            spec.bits_per_weight, seconds, r.n_tokens, r.context_len)
+                            spec.bits_per_weight, seconds, r.n_tokens, r.context_len,
+                            [round(v, 5) for v in r.token_nll.tolist()],
+                            list(r.window_tokens))
             if cache:
                 cache.put(row)
         rows.append(row)
@@ -421,6 +456,7 @@ def format_table(rows: list[ResultRow]) -> str:
     return "\n".join(lines)
 
 
-def rows_as_dicts(rows: list[ResultRow]) -> list[dict]:
-    """The rows as plain dicts (for JSON)."""
-    return [asdict(r) for r in rows]
+def rows_as_dicts(rows: list[ResultRow], per_token: bool = False) -> list[dict]:
+    """The rows as plain dicts (for JSON); ``per_token=False`` leaves out ``token_nll``."""
+    return [{k: v for k, v in asdict(r).items() if per_token or k != "token_nll"}
+            for r in rows]
