@@ -161,7 +161,8 @@ def test_draw_errors_name_the_frame():
 
     with pytest.raises(RuntimeError, match="boom") as info:
         explorer(broken, {"bits": [5]})
-    assert "{'bits': 5}" in "".join(info.value.__notes__)
+    assert "{'bits': 5}" in str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError) and str(info.value.__cause__) == "boom"
 
 
 def test_outside_a_kernel_the_bundle_is_static_html():

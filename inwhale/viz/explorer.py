@@ -232,9 +232,8 @@ def _render_png(draw: Callable[..., None], settings: dict[str, Any],
     fig = Figure(figsize=figsize, dpi=dpi)
     try:
         draw(fig, **settings)
-    except Exception as e:
-        e.add_note(f"(while drawing the explorer frame {settings})")
-        raise
+    except Exception as e:  # say which frame failed; the original error is the cause
+        raise RuntimeError(f"draw failed for the explorer frame {settings}: {e}") from e
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     if colors is None:
@@ -488,6 +487,7 @@ def explorer(
 
     Raises:
         TypeError: ``draw`` not callable, ``controls`` of the wrong type.
+        RuntimeError: ``draw`` failed for a frame (named in the message; the cause attached).
         ValueError: a bad control (no values, repeats, a default not among its values, a
             name that is not an identifier or repeats), more than :data:`MAX_FRAMES`
             combinations, a non-positive ``figsize``/``dpi``/``max_bytes``, or frames that
