@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from inwhale.llm.rtn import bits_per_weight, rtn_weight
+from inwhale.metrics import relative_error  # (w, ŵ): reference first
 
 __all__ = [
     "LowRank",
@@ -64,22 +65,6 @@ __all__ = [
     "relative_error",
     "truncated_svd",
 ]
-
-
-def relative_error(w: torch.Tensor, w_hat: torch.Tensor) -> float:
-    """``‖W − Ŵ‖_F / ‖W‖_F``; ``‖W − Ŵ‖_F`` itself if ``W = 0``.
-
-    The norms are taken in the inputs' precision (float32 norms of SmolLM2-sized matrices are
-    accurate to about 1e-6 relative, and a float64 copy would cost more than the rest of a
-    LoRC step); the ratio is taken in Python floats.
-
-    >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]))
-    0.2
-    """
-    if w.shape != w_hat.shape:
-        raise ValueError(f"w_hat must have w's shape {tuple(w.shape)}, got {tuple(w_hat.shape)}")
-    num, den = float((w - w_hat).norm()), float(w.norm())
-    return num / den if den > 0 else num
 
 
 def _check_rank(w: torch.Tensor, rank: int) -> None:

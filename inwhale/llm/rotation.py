@@ -51,6 +51,7 @@ from inwhale.llm.harness import (
     block_linears,
     norm_linear_pairs,
 )
+from inwhale.metrics import kurtosis
 
 __all__ = [
     "excess_kurtosis",
@@ -121,12 +122,12 @@ def excess_kurtosis(x: torch.Tensor) -> float:
     """Excess kurtosis ``E[(x−μ)⁴]/σ⁴ − 3`` of all entries (0 for a Gaussian, 1.2 − 3 = −1.8
     for a uniform distribution; large for heavy tails / outliers).
 
+    The float64 measurement of :func:`inwhale.metrics.kurtosis` with ``excess=True``.
+
     >>> round(excess_kurtosis(torch.tensor([-1.0, 1.0])), 6)
     -2.0
     """
-    x = x.detach().double().flatten()
-    c = x - x.mean()
-    return float((c**4).mean() / (c**2).mean() ** 2 - 3)
+    return float(kurtosis(x.detach().double(), excess=True))
 
 
 def _norm_execution_order(model: nn.Module, d: int) -> list[nn.Module]:

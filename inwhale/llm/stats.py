@@ -1,6 +1,7 @@
 """Weight and activation statistics of an LLM: ranges, kurtosis, outlier channels.
 
-Used by the "LLM under the microscope" chapter. Definitions (for a tensor ``x`` of ``n``
+Used by the "LLM under the microscope" chapter; kurtosis is :func:`inwhale.metrics.kurtosis`.
+Definitions (for a tensor ``x`` of ``n``
 values with mean :math:`\\mu` and standard deviation :math:`\\sigma`):
 
 .. math::
@@ -19,22 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["kurtosis", "outlier_channels", "weight_stats"]
+from inwhale.metrics import kurtosis  # the one kurtosis (float64 here: a measurement)
 
-
-def kurtosis(x: torch.Tensor) -> float:
-    """Pearson kurtosis ``E[((x-mu)/sigma)^4]`` of all values of ``x`` (3.0 for a Gaussian).
-
-    >>> kurtosis(torch.tensor([-1.0, 1.0, -1.0, 1.0]))   # two-point law: the minimum, 1
-    1.0
-    """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating torch.Tensor")
-    if x.numel() < 2:
-        raise ValueError(f"x must have at least 2 values, got {x.numel()}")
-    x = x.detach().double().reshape(-1)
-    z = (x - x.mean()) / x.std(unbiased=False)
-    return float((z**4).mean())
+__all__ = ["outlier_channels", "weight_stats"]
 
 
 def outlier_channels(
@@ -73,7 +61,7 @@ def weight_stats(linears: dict[str, nn.Linear]) -> list[dict[str, float | str]]:
             "name": name, "kind": name.rsplit(".", 1)[-1],
             "out": w.shape[0], "in": w.shape[1], "std": float(w.std()),
             "absmax": float(w.abs().max()), "absmax_over_std": float(w.abs().max() / w.std()),
-            "kurtosis": kurtosis(w),
+            "kurtosis": float(kurtosis(w.double())),
             "row_spread": float(row_max.max() / row_max.median()),
             "col_spread": float(col_max.max() / col_max.median()),
         })

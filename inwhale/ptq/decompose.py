@@ -51,6 +51,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale import metrics
 from inwhale.core import PerAxis, choose_qparams, fake_quantize
 from inwhale.core.checks import check_tensor
 
@@ -302,14 +303,15 @@ def cp_als(
 
 
 def relative_error(approx: torch.Tensor, reference: torch.Tensor) -> float:
-    """``‖approx − reference‖_F / ‖reference‖_F`` (``0.0`` when both are zero).
+    """Old argument order of :func:`inwhale.metrics.relative_error` (``reference`` second).
 
-    >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0]))
+    Kept only so that existing chapter code runs; new code calls
+    ``inwhale.metrics.relative_error(reference, approx)``, the library's one order.
+
+    >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0]))   # 4 / 3
     1.3333333333333333
     """
-    ref = float(reference.detach().double().norm())
-    diff = float((approx.detach().double() - reference.detach().double()).norm())
-    return diff / ref if ref > 0 else (0.0 if diff == 0 else float("inf"))
+    return metrics.relative_error(reference.detach(), approx.detach())
 
 
 # ----------------------------------------------------------------------------------------
