@@ -62,12 +62,16 @@ from inwhale.core import (
     unpack,
     unpack_codes,
 )
+from inwhale.core.packing import _storage_bits
 
 __all__ = ["FORMAT", "bits_per_weight", "fake_quantize_for_storage_", "load_quantized",
            "pack_linear_weight", "save_float", "save_quantized", "unpack_linear_weight"]
 
 FORMAT = "inwhale-packed-v1"
 """Value of the safetensors metadata key ``"format"`` written by :func:`save_quantized`."""
+
+
+_OTHER_DTYPES = {"float16", "bfloat16", "float32"}
 
 
 def _check_args(bits: int, group_size: int, other_dtype: torch.dtype) -> None:
@@ -235,16 +239,87 @@ def save_quantized(model: nn.Module, path: str | os.PathLike, bits: int = 4,
 
 
 def _read(path: str | os.PathLike, device: torch.device) -> tuple[dict, dict]:
-    """The JSON record and every tensor of a :func:`save_quantized` file."""
-    from safetensors import safe_open
+    """The JSON record and every tensor of a :func:`save_quantized` file (not yet checked)."""
+    from safetensors import SafetensorError, safe_open
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"path {str(path)!r} is not a file")
-    with safe_open(str(path), framework="pt", device=str(device)) as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"path {str(path)!r} is not an {FORMAT} file (metadata {meta})")
-        return json.loads(meta["inwhale"]), {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"path {str(path)!r} is not an {FORMAT} file (metadata {meta})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as err:  # a damaged container: header, offsets, lengths
+        raise ValueError(f"path {str(path)!r} is not a readable safetensors file: {err}") from err
+    try:
+        record = json.loads(meta.get("inwhale", ""))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"path {str(path)!r}: the 'inwhale' metadata is not JSON ({err})") from err
+    return record, tensors
+
+
+def _bad(msg: str) -> ValueError:
+    return ValueError(f"tampered or damaged file: {msg}")
+
+
+def _is_int(v: object, low: int, high: int | None = None) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool) and v >= low
+            and (high is None or v <= high))
+
+
+def _check_record(record: object) -> dict:
+    """The record's own consistency: field types and ranges, ``storage_bits`` for ``bits``."""
+    if not isinstance(record, dict):
+        raise _bad(f"the inwhale record must be a JSON object, got {type(record).__name__}")
+    for key in ("bits", "group_size", "storage_bits", "linears", "other_dtype"):
+        if key not in record:
+            raise _bad(f"the inwhale record has no {key!r}")
+    bits, g, sbits = record["bits"], record["group_size"], record["storage_bits"]
+    if not _is_int(bits, 2, 8):
+        raise _bad(f"record bits={bits!r} is not an int in [2, 8]")
+    if not _is_int(g, 1):
+        raise _bad(f"record group_size={g!r} is not a positive int")
+    expected = _storage_bits(bits)
+    if record["linears"] and sbits != expected:
+        raise _bad(f"record storage_bits={sbits!r}, but {bits}-bit codes are stored in "
+                   f"{expected} bits")
+    if record["other_dtype"] not in _OTHER_DTYPES:
+        raise _bad(f"record other_dtype={record['other_dtype']!r} is not one of "
+                   f"{sorted(_OTHER_DTYPES)}")
+    linears = record["linears"]
+    if not isinstance(linears, dict):
+        raise _bad("record linears must map names to [out, in] shapes")
+    for name, shape in linears.items():
+        if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(n, 1) for n in shape)):
+            raise _bad(f"record shape of {name!r} is {shape!r}, expected [out, in] positive ints")
+    return record
+
+
+def _check_tensor_meta(key: str, t: torch.Tensor | None, dtype: torch.dtype,
+                       shape: tuple[int, ...]) -> torch.Tensor:
+    """A stored tensor with exactly the dtype and shape (hence byte count) the record implies."""
+    if t is None:
+        raise _bad(f"{key} is missing")
+    if t.dtype != dtype or tuple(t.shape) != shape:
+        raise _bad(f"{key} is {t.dtype} {tuple(t.shape)}, the record implies {dtype} {shape}")
+    return t
+
+
+def _check_linear_tensors(name: str, shape: list[int], record: dict, tensors: dict) -> None:
+    """``name``'s qweight, scales and qzeros against the record; scales finite and positive."""
+    (o, i), g, sbits = shape, record["group_size"], record["storage_bits"]
+    n_groups = -(-i // g)
+    if g > i:
+        raise _bad(f"record group_size={g} exceeds in_features={i} of {name!r}")
+    _check_tensor_meta(f"{name}.qweight", tensors.get(f"{name}.qweight"), torch.uint8,
+                       (-(-o * i * sbits // 8),))
+    scales = _check_tensor_meta(f"{name}.scales", tensors.get(f"{name}.scales"),
+                                torch.float16, (o, n_groups))
+    _check_tensor_meta(f"{name}.qzeros", tensors.get(f"{name}.qzeros"), torch.uint8,
+                       (-(-o * n_groups * sbits // 8),))
+    if not bool((torch.isfinite(scales) & (scales > 0)).all()):
+        raise _bad(f"{name}.scales holds a NaN, infinite, zero or negative scale")
 
 
 def _unpack_stored(name: str, shape: list[int], record: dict, tensors: dict) -> torch.Tensor:
@@ -253,11 +328,47 @@ def _unpack_stored(name: str, shape: list[int], record: dict, tensors: dict) -> 
     (o, i), (qmin, qmax) = shape, integer_range(bits, signed=False)
     n_groups = -(-i // g)
     zeros = unpack_codes(tensors[f"{name}.qzeros"], sbits, o * n_groups).to(torch.int32)
+    if int(zeros.max()) > qmax - qmin:
+        raise _bad(f"{name}.qzeros holds a zero point above {qmax} for {bits}-bit codes")
     qp = QParams(tensors[f"{name}.scales"].float().reshape(o, n_groups, 1),
-                 (zeros + qmin).reshape(o, n_groups, 1), qmin, qmax, PerGroup(g), bits,
-                 zero_point_domain="int")               # stored zero points are codes
+                 (zeros + qmin).reshape(o, n_groups, 1), qmin, qmax, PerGroup(g), bits)
     packed = PackedTensor(tensors[f"{name}.qweight"], torch.Size(shape), qp, True, sbits)
-    return dequantize(unpack(packed), qp)
+    codes = unpack(packed)
+    if int(codes.max()) > qmax:
+        raise _bad(f"{name}.qweight holds a code above {qmax} for {bits}-bit codes")
+    return dequantize(codes, qp)
+
+
+def _new_values(record: dict, tensors: dict, state: dict[str, torch.Tensor]
+                ) -> dict[str, torch.Tensor]:
+    """Every value the model will receive, built and checked before anything is written."""
+    other = getattr(torch, record["other_dtype"])
+    new = {}
+    for name, shape in record["linears"].items():
+        key = f"{name}.weight"
+        if key not in state or list(state[key].shape) != shape:
+            found = list(state[key].shape) if key in state else "missing"
+            raise ValueError(f"model does not match the file: {key} is {found}, file has {shape}")
+        _check_linear_tensors(name, shape, record, tensors)
+        new[key] = _unpack_stored(name, shape, record, tensors)
+    rest = {k: t for k, t in state.items() if k not in new}
+    missing = [k for k in rest if k not in tensors]
+    if missing:
+        raise ValueError(f"model does not match the file: {missing[:3]} not in the file")
+    packed = {f"{n}.{k}" for n in record["linears"] for k in ("qweight", "scales", "qzeros")}
+    extra = [k for k in tensors if k not in rest and k not in packed]
+    if extra:
+        raise ValueError(f"model does not match the file: the file's {extra[:3]} are not in it")
+    for name, t in rest.items():
+        f = tensors[name]
+        if t.shape != f.shape:
+            raise ValueError(f"model does not match the file: {name} is {tuple(t.shape)}, "
+                             f"file has {tuple(f.shape)}")
+        want = other if t.is_floating_point() else t.dtype  # as save_quantized writes them
+        if f.dtype != want:
+            raise _bad(f"{name} is stored as {f.dtype}, the record implies {want}")
+        new[name] = f
+    return new
 
 
 @torch.no_grad()
@@ -267,7 +378,17 @@ def load_quantized(path: str | os.PathLike,
 
     ``model`` is a skeleton of the same architecture (its values are overwritten, in place);
     quantized linears receive ``s16 (q - z)``, every other tensor the stored value cast to
-    the skeleton's dtype. Raises ``ValueError`` when the file and the skeleton do not match.
+    the skeleton's dtype.
+
+    The file is checked completely before the model is touched, so a failed load leaves
+    ``model`` exactly as it was: the inwhale record against itself (``bits``, ``group_size``,
+    ``storage_bits``, shapes), and every tensor's dtype, shape and byte count against the
+    record; scales must be finite and positive, codes and zero points within ``bits``.
+
+    Raises:
+        ValueError: the file is damaged or edited (the message starts with "tampered or
+            damaged file"), or it does not match the skeleton ("model does not match").
+        FileNotFoundError: ``path`` is not a file.
     """
     if not isinstance(model, nn.Module):
         if not callable(model):
@@ -276,24 +397,9 @@ def load_quantized(path: str | os.PathLike,
     device = next(model.parameters()).device
     record, tensors = _read(path, device)
     state = _unique_state(model)
-    for name, shape in record["linears"].items():
-        key = f"{name}.weight"
-        if key not in state or list(state[key].shape) != shape:
-            found = list(state[key].shape) if key in state else "missing"
-            raise ValueError(f"model does not match the file: {key} is {found}, file has {shape}")
-        state.pop(key).copy_(_unpack_stored(name, shape, record, tensors))
-    missing = [k for k in state if k not in tensors]
-    if missing:
-        raise ValueError(f"model does not match the file: {missing[:3]} not in the file")
-    packed = {f"{n}.{k}" for n in record["linears"] for k in ("qweight", "scales", "qzeros")}
-    extra = [k for k in tensors if k not in state and k not in packed]
-    if extra:
-        raise ValueError(f"model does not match the file: the file's {extra[:3]} are not in it")
-    for name, t in state.items():
-        if t.shape != tensors[name].shape:
-            raise ValueError(f"model does not match the file: {name} is {tuple(t.shape)}, "
-                             f"file has {tuple(tensors[name].shape)}")
-        t.copy_(tensors[name])
+    new = _new_values(_check_record(record), tensors, state)
+    for name, value in new.items():  # nothing above wrote to the model
+        state[name].copy_(value)
     return model
 
 
