@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inwhale.core.checks import check_module
+
 __all__ = [
     "BlockInputs",
     "GramAccumulator",
@@ -262,17 +264,36 @@ def find_linears(
     Returns:
         ``{name: module}``; for SmolLM2 210 entries (30 blocks x ``q k v o gate up down``).
 
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: ``model`` has no ``nn.Linear`` outside ``skip`` but keeps its weight
+            matrices in other classes (GPT-2's ``Conv1D``, weight stored transposed): every
+            LLM method would otherwise quantize nothing and report success.
+
     Example:
         >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> list(find_linears(mlp, skip="2"))
         ['0']
     """
+    check_module(model, "model")
     skip = (skip,) if isinstance(skip, str) else tuple(skip)
-    return {
+    found = {
         name: module
         for name, module in model.named_modules()
         if isinstance(module, nn.Linear) and not _skipped(name, skip)
     }
+    others = sorted({type(m).__name__ for m in model.modules()
+                     if not isinstance(m, nn.Linear | nn.Embedding)
+                     and isinstance(getattr(m, "weight", None), torch.Tensor)
+                     and m.weight.ndim == 2})
+    if not found and others:
+        raise ValueError(
+            f"model ({type(model).__name__}) has no torch.nn.Linear layer outside skip={skip}, "
+            f"so there is nothing to quantize; its weight matrices live in: {', '.join(others)} "
+            "(GPT-2 uses transformers' Conv1D, whose weight is stored transposed). Convert them "
+            "to nn.Linear first, or pick a model such as OPT."
+        )
+    return found
 
 
 @dataclass
