@@ -122,3 +122,21 @@ def test_smoothing_is_identity_in_float() -> None:
     after = linear_input_absmax(model, [pairs[0].linear_names[0]], ids)[pairs[0].linear_names[0]]
     assert after.max() / after.median() < absmax[pairs[0].linear_names[0]].max() / absmax[
         pairs[0].linear_names[0]].median()
+
+
+def test_smoothquant_factors_are_the_ptq_smoothing_scales():
+    """One migration formula: the LLM factors for linears sharing an input are the ptq
+    smoothing scales of their stacked weights; a dead channel (zero range) keeps s = 1."""
+    from inwhale.ptq.smoothing import smoothing_scales
+
+    g = torch.Generator().manual_seed(7)
+    a = torch.rand(16, generator=g) * 10
+    a[3] = 0.0                                                   # an input that is always 0
+    ws = [torch.randn(8, 16, generator=g), torch.randn(4, 16, generator=g) * 3]
+    s = smoothing_factors(a, ws, alpha=0.6)
+    assert torch.equal(s, smoothing_scales(a, torch.cat(ws), 0.6))
+    w_max = torch.cat(ws).abs().amax(0)
+    expect = a.pow(0.6) / w_max.pow(0.4)                         # SmoothQuant eq. (4)
+    keep = torch.arange(16) != 3
+    torch.testing.assert_close(s[keep], expect[keep], rtol=1e-6, atol=0)
+    assert s[3] == 1.0

@@ -24,21 +24,24 @@ import time
 import torch
 from torch import nn
 
+from inwhale.ptq.smoothing import smoothing_scales
+
 __all__ = ["smooth_", "smoothing_factors", "smoothquant_quantize_"]
 
 
 def smoothing_factors(act_absmax: torch.Tensor, weights: list[torch.Tensor],
                       alpha: float = 0.5) -> torch.Tensor:
-    """``s_j = max|X_j|^alpha / max|W_j|^(1-alpha)`` (clamped to >= 1e-5).
+    """``s_j = max|X_j|^alpha / max_o |W_oj|^(1-alpha)`` over all ``weights`` reading ``X``.
+
+    The migration factors are :func:`inwhale.ptq.smoothing.smoothing_scales` (the one
+    formula, with its rule for dead channels: ``s = 1``) applied to the linears' weights
+    stacked along their output rows, in float32.
 
     >>> smoothing_factors(torch.tensor([16.0, 1.0]), [torch.tensor([[1.0, 4.0]])], 0.5)
     tensor([4.0000, 0.5000])
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    w_absmax = torch.cat([w.abs().float() for w in weights], 0).amax(0)  # (I,)
-    a = act_absmax.float().clamp(min=1e-5)
-    return (a.pow(alpha) / w_absmax.clamp(min=1e-5).pow(1 - alpha)).clamp(min=1e-5)
+    stacked = torch.cat([w.detach().float() for w in weights], 0)       # (sum O, I)
+    return smoothing_scales(act_absmax.float(), stacked, alpha)
 
 
 @torch.no_grad()

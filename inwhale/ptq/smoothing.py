@@ -14,7 +14,8 @@ activation and weight ranges of channel ``j`` become equal (``sqrt(max|x_j| max|
 Here the division of ``x`` is folded into the layer that produces it (``prev``: its output
 row ``j`` and bias are divided by ``s_j``), which is exact when only ReLU / max-pool sits
 between them (positive homogeneity, as in :mod:`inwhale.ptq.cle`). The LLM version that
-folds into a LayerNorm lives in :mod:`inwhale.llm`.
+folds into a LayerNorm (:mod:`inwhale.llm.smoothquant`) uses the same
+:func:`smoothing_scales`.
 
 Glossary: ``x`` activations entering ``nxt``, ``W`` the weight of ``nxt``, ``s`` smoothing
 scales, ``α`` migration strength.
