@@ -96,6 +96,7 @@ import dataclasses
 import torch
 
 from inwhale.core import PerAxis, QParams, pack_codes, qparams_from_range, quantize, unpack_codes
+from inwhale.core.checks import check_tensor
 from inwhale.rounding import NearestRounding
 
 __all__ = ["BLOCK_BYTES", "QK", "QK_K", "decode", "dequantize_q4_0", "dequantize_q4_1",
@@ -110,13 +111,18 @@ _Q6_K_STEPS = (0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 _Q4_K_STEPS = tuple(range(21))  # make_qkx2_quants(..., rmin=-1, rdelta=0.1, nstep=20)
 
 
-def _blocks(x: torch.Tensor) -> torch.Tensor:
-    """Flatten ``x`` into float32 blocks ``(n_blocks, 32)``; the size must divide by 32."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating torch.Tensor")
+def _blocks(x: torch.Tensor, fmt: str, limit: float) -> torch.Tensor:
+    """Flatten ``x`` into float32 blocks ``(n_blocks, 32)``; the size must divide by 32, the
+    values be finite and ``|x|`` stay below ``limit`` (beyond it the fp16 block scale would
+    overflow and the block decode as inf/NaN)."""
+    check_tensor(x, "x")
     if x.numel() % QK:
-        raise ValueError(f"x must have a multiple of {QK} elements, got {x.numel()}")
-    return x.detach().float().reshape(-1, QK)
+        raise ValueError(f"x must have a multiple of {QK} elements for {fmt}, got {x.numel()}")
+    blocks = x.detach().float().reshape(-1, QK)
+    if bool((blocks.abs() > limit).any()):
+        raise ValueError(f"x is too large for {fmt}: |x| must stay below {limit:.3g}, or the "
+                         "block scale overflows float16")
+    return blocks
 
 
 def _fp16_bytes(v: torch.Tensor) -> torch.Tensor:
@@ -152,7 +158,7 @@ def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
     >>> b.shape, dequantize_q8_0(b)[0, -1].item()   # fp16 d = 1/127 rounded
     (torch.Size([1, 34]), 0.99993896484375)
     """
-    blocks = _blocks(x)  # (n, 32)
+    blocks = _blocks(x, "Q8_0", limit=65504 * 127)  # (n, 32); d = max|x|/127 in fp16
     amax = blocks.abs().amax(dim=1, keepdim=True)  # (n, 1)
     qp = qparams_from_range(-amax, amax, bits=8, symmetric=True, narrow_range=True,
                             granularity=PerAxis(0))  # one row per block
@@ -175,7 +181,7 @@ def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
     >>> dequantize_q4_0(quantize_q4_0(x))[0, :3]
     tensor([-16., -14., -14.])
     """
-    blocks = _blocks(x)
+    blocks = _blocks(x, "Q4_0", limit=65504 * 8)  # d = x[argmax|x|] / -8 in fp16
     imax = blocks.abs().argmax(dim=1, keepdim=True)
     d = blocks.gather(1, imax) / -8  # (n, 1), signed
     inv = torch.where(d == 0, torch.zeros_like(d), 1 / d)
@@ -196,7 +202,7 @@ def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
     >>> dequantize_q4_1(quantize_q4_1(x))[0, :4]
     tensor([1., 1., 2., 2.])
     """
-    blocks = _blocks(x)
+    blocks = _blocks(x, "Q4_1", limit=65504)  # m = min(x) and d = range / 15 in fp16
     hi, lo = blocks.amax(dim=1, keepdim=True), blocks.amin(dim=1, keepdim=True)
     d = (hi - lo) / 15
     inv = torch.where(d == 0, torch.zeros_like(d), 1 / d)
@@ -231,12 +237,11 @@ def dequantize_q6_k(b: torch.Tensor) -> torch.Tensor:
 def _super_blocks(x: torch.Tensor, fmt: str, limit: float) -> torch.Tensor:
     """Flatten ``x`` into float32 super-blocks ``(n, 256)``; the size must divide by 256 and
     ``|x|`` stay below ``limit`` (beyond it the fp16 super-block scale would overflow)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating torch.Tensor")
+    check_tensor(x, "x")
     if x.numel() % QK_K:
         raise ValueError(f"x must have a multiple of {QK_K} elements for {fmt}, got {x.numel()}")
     blocks = x.detach().float().reshape(-1, QK_K)
-    if bool((blocks.abs() > limit).any()):  # NaN passes here and is caught by quantize
+    if bool((blocks.abs() > limit).any()):
         raise ValueError(f"x is too large for {fmt}: |x| must stay below {limit:.3g}, or the "
                          "super-block scale overflows float16")
     return blocks
