@@ -68,3 +68,17 @@ def test_bits_per_weight() -> None:
     assert bits_per_weight(8, None, (100, 50), symmetric=True) == pytest.approx(8 + 16 / 50)
     with pytest.raises(ValueError, match="axis"):
         rtn_weight(torch.zeros(4, 4), 4, axis=2)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_one_bits_per_weight_formula_matches_the_stored_bytes(bits: int) -> None:
+    """llm.storage counts what it writes (b-bit zero points); it is rtn.bits_per_weight with
+    zero_point_bits=b, and equals the bytes pack_linear_weight really holds."""
+    from inwhale.llm import storage
+
+    shape = (16, 512)
+    stored = storage.pack_linear_weight(torch.randn(*shape), bits=bits, group_size=128)
+    measured = 8 * stored.nbytes / (shape[0] * shape[1])
+    assert storage.bits_per_weight(bits, 128, shape) == measured
+    assert bits_per_weight(bits, 128, shape, zero_point_bits=bits) == measured
+    assert bits_per_weight(bits, 128, shape) == measured + (16 - bits) / 128   # fp16 zeros

@@ -41,13 +41,33 @@ def rtn_granularity(group_size: int | None = None, axis: int = 0) -> Granularity
 
 
 def bits_per_weight(bits: int, group_size: int | None, shape: tuple[int, int], axis: int = 0,
-                    symmetric: bool = False, param_bits: int = 16) -> float:
-    """Stored bits per weight: the code plus fp16 scale (and zero point if asymmetric).
+                    symmetric: bool = False, param_bits: int = 16,
+                    zero_point_bits: int | None = None) -> float:
+    """Stored bits per weight of an ``(O, I)`` weight: the code plus its share of parameters.
 
-    >>> bits_per_weight(4, 128, (512, 512))     # 4 + 32/128
+    ``b + n_params · (param_bits + zero_point_bits) / (O · I)`` with ``n_params = O·⌈I/g⌉``
+    (groups), ``O`` (per row) or ``I`` (per column); a symmetric grid stores no zero point.
+    ``zero_point_bits`` defaults to ``param_bits``: an fp16 zero point, the convention of the
+    GPTQ/AWQ literature (and of the Part VI results table). :mod:`inwhale.llm.storage`
+    writes ``b``-bit zero points: ``zero_point_bits=bits`` counts that file
+    (:func:`inwhale.llm.storage.bits_per_weight`). Byte padding is ignored.
+
+    Args:
+        bits: code width ``b``.
+        group_size: inputs per group, or ``None`` (per row / column, see ``axis``).
+        shape: ``(O, I)``.
+        axis: without groups, 0 = per output row, 1 = per input column.
+        symmetric: no zero point stored.
+        param_bits: bits of each scale.
+        zero_point_bits: bits of each zero point (default ``param_bits``).
+
+    >>> bits_per_weight(4, 128, (512, 512))                       # 4 + (16 + 16)/128
     4.25
+    >>> bits_per_weight(4, 128, (512, 512), zero_point_bits=4)    # 4 + (16 + 4)/128
+    4.15625
     """
-    per_param = param_bits * (1 if symmetric else 2)
+    zp_bits = param_bits if zero_point_bits is None else zero_point_bits
+    per_param = param_bits + (0 if symmetric else zp_bits)
     o, i = shape
     n_params = o * -(-i // group_size) if group_size else (o if axis == 0 else i)
     return bits + n_params * per_param / (o * i)

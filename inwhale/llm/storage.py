@@ -63,6 +63,7 @@ from inwhale.core import (
     unpack_codes,
 )
 from inwhale.core.packing import _storage_bits
+from inwhale.llm import rtn
 
 __all__ = ["FORMAT", "bits_per_weight", "fake_quantize_for_storage_", "load_quantized",
            "pack_linear_weight", "save_float", "save_quantized", "unpack_linear_weight"]
@@ -87,14 +88,15 @@ def bits_per_weight(bits: int, group_size: int, shape: tuple[int, int]) -> float
     """Stored bits per weight of an ``(O, I)`` linear: ``b + G (16 + b) / I``, ``G = ceil(I/g)``.
 
     Codes of ``b`` bits, one fp16 scale and one ``b``-bit zero point per group (byte padding
-    ignored).
+    ignored): :func:`inwhale.llm.rtn.bits_per_weight` with ``zero_point_bits=b``. (The
+    Part VI results table counts fp16 zero points, the literature's convention:
+    ``(16 − b)/g`` bits per weight more.)
 
     >>> bits_per_weight(4, 128, (576, 1536)), bits_per_weight(4, 128, (1536, 576))
     (4.15625, 4.173611111111111)
     """
     _check_args(bits, group_size, torch.float16)
-    i = shape[1]
-    return bits + -(-i // group_size) * (16 + bits) / i
+    return rtn.bits_per_weight(bits, group_size, shape, zero_point_bits=bits)
 
 
 def _stored_qparams(w: torch.Tensor, bits: int, group_size: int, name: str) -> QParams:
