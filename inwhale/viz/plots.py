@@ -27,6 +27,7 @@ def error_histogram(
     bins: int = 101,
     label: str | None = None,
     density: bool = True,
+    lim: float | None = None,
 ) -> Any:
     """Histogram of the quantization error ``e = x − x̂``, with ``±Δ/2`` marked.
 
@@ -42,18 +43,23 @@ def error_histogram(
         bins: histogram bins.
         label: legend label.
         density: plot a density (area 1) instead of counts.
+        lim: half-width of the histogram's range (default: the largest ``|e|``, or ``0.75·Δ``
+            if larger). A smaller ``lim`` shows the bulk of long-tailed errors; errors beyond
+            it are left out of the histogram (the title should say so).
 
     Returns:
         The Axes.
     """
     import matplotlib.pyplot as plt
+    import numpy as np
 
     if ax is None:
         _, ax = plt.subplots()
-    import numpy as np
-
     e = (x.detach().double() - xhat.detach().double()).flatten().cpu().numpy()
-    lim = max(float(abs(e).max()), (step or 0) * 0.75) or 1.0
+    if lim is None:
+        lim = max(float(abs(e).max()), (step or 0) * 0.75) or 1.0
+    elif not lim > 0:
+        raise ValueError(f"lim must be positive, got {lim}")
     # one filled outline instead of a patch per bar: the same picture, drawn much faster
     counts, edges = np.histogram(e, bins=bins, range=(-lim, lim), density=density)
     ax.stairs(counts, edges, fill=True, alpha=0.75, label=label)
