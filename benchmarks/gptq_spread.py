@@ -1,0 +1,122 @@
+"""GPTQ as a spread, not one draw: inwhale's block-sequential GPTQ under small perturbations.
+
+The protocol of issue 14 (the same one the README's reference figures were measured with):
+SmolLM2-135M (the offline GGUF model, dequantized Q4_1 as the float baseline); ``ids =
+token_ids(tokenizer)``; calibration = 32 consecutive windows of 512 tokens from
+``ids[20000:]``; evaluation = ``ids[:8192]`` in non-overlapping windows of 512 (8,176 scored
+tokens); asymmetric min–max grids, damping 0.01, 2 threads.
+
+Each *perturbation* changes one thing that should not matter — the calibration batch size
+(windows per forward pass: 1, 2, 4, 8, 16), the damping (0.0101 instead of 0.01), the order
+of the calibration windows (reversed) — and the command reports every run, then the median
+and the spread (min–max) of the perplexity, and the median wall time. The float model and
+RTN are measured once for reference.
+
+    .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 7 runs
+    .venv/bin/python benchmarks/gptq_spread.py --bits 4 --act-order  # W4 g128 with act-order
+    .venv/bin/python benchmarks/gptq_spread.py --runs batch1,damp     # a subset
+
+Cost on this project's 2-core machine (quiet): about 2–4 min per GPTQ run plus about 30 s per
+evaluation, so the default seven runs take roughly half an hour. Writes
+``benchmarks/gptq_spread_W{bits}{-actorder}.json``. Not a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from inwhale.data.smollm2 import load_smollm2
+from inwhale.data.text import token_ids
+from inwhale.device import seed_everything
+from inwhale.llm.gptq import gptq_quantize_
+from inwhale.llm.harness import perplexity
+from inwhale.llm.rtn import rtn_quantize_
+
+ROOT = Path(__file__).resolve().parents[1]
+N_WINDOWS, WINDOW, CALIB_START, EVAL_TOKENS = 32, 512, 20_000, 8192
+
+# name -> (calibration batch size, damping, reversed window order)
+PERTURBATIONS = {
+    "batch1": (1, 0.01, False),
+    "batch2": (2, 0.01, False),
+    "batch4": (4, 0.01, False),
+    "batch8": (8, 0.01, False),       # gptq_quantize_'s default batch size
+    "batch16": (16, 0.01, False),
+    "damp": (8, 0.0101, False),
+    "reversed": (8, 0.01, True),
+}
+
+
+def calibration_stream(ids: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """32 consecutive windows of 512 tokens from ``ids[20000:]``, flattened; ``reverse``
+    puts the windows in the opposite order (each window's tokens unchanged)."""
+    windows = ids[CALIB_START : CALIB_START + N_WINDOWS * WINDOW].reshape(N_WINDOWS, WINDOW)
+    return (windows.flip(0) if reverse else windows).reshape(-1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bits", type=int, default=3)
+    p.add_argument("--group-size", type=int, default=128)
+    p.add_argument("--act-order", action="store_true")
+    p.add_argument("--runs", default=",".join(PERTURBATIONS),
+                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)}")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    runs = args.runs.split(",")
+    unknown = set(runs) - set(PERTURBATIONS)
+    if unknown:
+        p.error(f"--runs: unknown {sorted(unknown)}; choose from {list(PERTURBATIONS)}")
+
+    torch.set_num_threads(args.threads)
+    seed_everything(0)
+    model, tok = load_smollm2(device="cpu")
+    ids = token_ids(tok)
+    eval_ids = ids[:EVAL_TOKENS]
+    label = f"W{args.bits} g{args.group_size}" + (" act-order" if args.act_order else "")
+    out = {"protocol": __doc__.split("\n\n")[1], "setting": label, "torch": torch.__version__,
+           "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "runs": {}}
+
+    def evaluate(m: torch.nn.Module) -> float:
+        return perplexity(m, eval_ids, context_len=WINDOW, progress=False).ppl
+
+    out["float"] = evaluate(model)
+    rtn = copy.deepcopy(model)
+    rtn_quantize_(rtn, bits=args.bits, group_size=args.group_size, progress=False)
+    out["rtn"] = evaluate(rtn)
+    del rtn
+    print(f"{label}: float {out['float']:.2f}, RTN {out['rtn']:.2f}", flush=True)
+    for name in runs:
+        batch, damp, reverse = PERTURBATIONS[name]
+        m = copy.deepcopy(model)
+        t0 = time.perf_counter()
+        gptq_quantize_(m, calibration_stream(ids, reverse), bits=args.bits,
+                       group_size=args.group_size, percdamp=damp, act_order=args.act_order,
+                       n_samples=N_WINDOWS, seq_len=WINDOW, batch_size=batch, progress=False)
+        seconds = time.perf_counter() - t0
+        ppl = evaluate(m)
+        del m
+        out["runs"][name] = {"ppl": ppl, "seconds": seconds, "batch_size": batch,
+                             "percdamp": damp, "reversed": reverse}
+        print(f"  {name:9s} ppl {ppl:7.2f}   {seconds:6.0f} s", flush=True)
+    ppls = [r["ppl"] for r in out["runs"].values()]
+    out["median"], out["min"], out["max"] = statistics.median(ppls), min(ppls), max(ppls)
+    out["median_seconds"] = statistics.median(r["seconds"] for r in out["runs"].values())
+    print(f"{label}: median {out['median']:.2f}, spread {out['min']:.2f}-{out['max']:.2f} over "
+          f"{len(ppls)} runs; median {out['median_seconds']:.0f} s per run")
+    suffix = f"W{args.bits}" + ("-actorder" if args.act_order else "")
+    path = ROOT / "benchmarks" / f"gptq_spread_{suffix}.json"
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
