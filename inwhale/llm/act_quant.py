@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from inwhale.core import PerTensor, PerToken, choose_qparams, fake_quantize
+from inwhale.core.checks import check_tensor
 from inwhale.llm.rtn import rtn_granularity
 
 __all__ = ["W8A8Linear", "quantize_activation", "w8a8_quantize_"]
@@ -29,6 +30,7 @@ def quantize_activation(x: torch.Tensor, bits: int = 8, granularity: str = "toke
     per token (row). ``max|x|/127`` for 8 bits (narrow range)."""
     if granularity not in ("tensor", "token"):
         raise ValueError(f"granularity must be 'tensor' or 'token', got {granularity!r}")
+    check_tensor(x, "x")
     g = PerToken() if granularity == "token" else PerTensor()
     x32 = x.float()
     qp = choose_qparams(x32, bits=bits, symmetric=True, narrow_range=True, granularity=g)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from inwhale.core import PerAxis, PerToken, choose_qparams, fake_quantize, quantize
+from inwhale.core.checks import check_tensor
 
 __all__ = ["LLMInt8Linear", "int8_matmul_decomposed", "int8_matmul_int32", "llm_int8_quantize_",
            "outlier_columns"]
@@ -34,6 +35,7 @@ __all__ = ["LLMInt8Linear", "int8_matmul_decomposed", "int8_matmul_int32", "llm_
 
 def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
     """Boolean mask ``(I,)`` of the columns of ``x`` ``(..., I)`` with ``max|x| >= threshold``."""
+    check_tensor(x, "x")
     return x.reshape(-1, x.shape[-1]).abs().amax(0) >= threshold
 
 
@@ -51,6 +53,15 @@ def _qp_w(w: torch.Tensor):
     return choose_qparams(w, bits=8, symmetric=True, narrow_range=True, granularity=PerAxis(0))
 
 
+def _check_xw(x: object, w: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Finite, non-empty ``x`` (T, I) and ``w`` (O, I) sharing ``I``, as float32."""
+    check_tensor(x, "x"), check_tensor(w, "w")
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"x (T, I) and w (O, I) must be 2-D and share I, got "
+                         f"{tuple(x.shape)}, {tuple(w.shape)}")
+    return x.float(), w.float()
+
+
 def int8_matmul_decomposed(
     x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0
 ) -> torch.Tensor:
@@ -59,10 +70,7 @@ def int8_matmul_decomposed(
     Shapes: ``x`` (T, I), ``w`` (O, I) -> (T, O). ``threshold=float('inf')`` gives plain
     vector-wise int8; ``threshold=0`` keeps every column in float (exact).
     """
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
-        raise ValueError(f"x (T, I) and w (O, I) must share I, got {tuple(x.shape)}, "
-                         f"{tuple(w.shape)}")
-    x, w = x.float(), w.float()
+    x, w = _check_xw(x, w)
     x_reg, w_reg, mask = _split(x, w, threshold)
     y = fake_quantize(x_reg, _qp_x(x_reg)) @ fake_quantize(w_reg, _qp_w(w_reg)).T  # (T, O)
     if mask.any():
@@ -73,7 +81,7 @@ def int8_matmul_decomposed(
 def int8_matmul_int32(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
     """The same product with int8 codes multiplied and accumulated in **int32**, then
     rescaled by ``s_X s_W^T``: what an int8 tensor core computes."""
-    x, w = x.float(), w.float()
+    x, w = _check_xw(x, w)
     x_reg, w_reg, mask = _split(x, w, threshold)
     qx, qw = _qp_x(x_reg), _qp_w(w_reg)
     acc = quantize(x_reg, qx).to(torch.int32) @ quantize(w_reg, qw).to(torch.int32).T  # (T, O)

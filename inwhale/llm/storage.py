@@ -62,6 +62,7 @@ from inwhale.core import (
     unpack,
     unpack_codes,
 )
+from inwhale.core.checks import check_tensor
 from inwhale.core.packing import _storage_bits
 from inwhale.llm import rtn
 
@@ -101,6 +102,7 @@ def bits_per_weight(bits: int, group_size: int, shape: tuple[int, int]) -> float
 
 def _stored_qparams(w: torch.Tensor, bits: int, group_size: int, name: str) -> QParams:
     """Min–max asymmetric per-group parameters with the scale rounded to fp16 (as stored)."""
+    check_tensor(w, name)
     if w.ndim != 2:
         raise ValueError(f"{name}: weight must be 2-D (out, in), got shape {tuple(w.shape)}")
     if group_size > w.shape[1]:
