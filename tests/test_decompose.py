@@ -246,7 +246,7 @@ def test_bad_arguments_raise_naming_them():
         svd_conv2d(conv, 2, bits=1)
     with pytest.raises(ValueError, match="bits must be between 2 and 16"):
         weight_bytes(lin, 17)
-    with pytest.raises(TypeError, match="bits must be an int or None"):
+    with pytest.raises(TypeError, match="bits must be an int"):
         cp_conv2d(conv, 2, bits=4.0)
     with pytest.raises(TypeError, match=r"layer must be an nn\.Conv2d"):
         svd_conv2d(lin, 2)

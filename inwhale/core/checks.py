@@ -34,12 +34,23 @@ def check_tensor(x: object, name: str = "x", *, allow_empty: bool = False) -> to
     return x
 
 
-def check_bits(bits: object, name: str = "bits") -> int:
-    """Return ``bits`` if it is an int in 1..16, else raise naming ``name``."""
+def check_bits(bits: object, name: str = "bits", *, lo: int = 1, hi: int = 16) -> int:
+    """Return ``bits`` if it is an int in ``lo..hi`` (default 1..16), else raise naming ``name``.
+
+    The one validator for code widths: a format that needs a narrower range (storage packs
+    2..8 bits, a sign-plus-magnitude code needs 2) passes ``lo``/``hi``.
+
+    >>> check_bits(4), check_bits(8, lo=2, hi=8)
+    (4, 8)
+    >>> check_bits(1, lo=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: bits must be between 2 and 16, got 1
+    """
     if not isinstance(bits, int) or isinstance(bits, bool):
         raise TypeError(f"{name} must be an int, got {type(bits).__name__}")
-    if bits not in SUPPORTED_BITS:
-        raise ValueError(f"{name} must be between 1 and 16, got {bits}")
+    if not (lo <= bits <= hi and bits in SUPPORTED_BITS):
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {bits}")
     return bits
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale.core.checks import check_group_size
+
 
 def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
     """Return ``axis`` as a non-negative index into a tensor with ``ndim`` dims.
@@ -149,8 +151,7 @@ class PerGroup(Granularity):
     axis: int = -1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.group_size, int) or self.group_size < 1:
-            raise ValueError(f"group_size must be a positive int, got {self.group_size!r}")
+        check_group_size(self.group_size, allow_none=False)
 
     def _axis(self, x: torch.Tensor) -> int:
         a = normalize_axis(self.axis, x.ndim)

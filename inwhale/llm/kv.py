@@ -67,6 +67,7 @@ import torch
 from torch import nn
 
 from inwhale.core import Granularity, PerAxis, PerGroup, PerToken, choose_qparams, fake_quantize
+from inwhale.core.checks import check_bits, check_group_size
 
 __all__ = [
     "KVHandle",
@@ -102,16 +103,10 @@ class KVSpec:
     symmetric: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool):
-            raise TypeError(f"bits must be an int, got {type(self.bits).__name__}")
-        if not 2 <= self.bits <= 16:
-            raise ValueError(f"bits must be between 2 and 16, got {self.bits}")
+        check_bits(self.bits, lo=2)
         if self.axis not in AXES:
             raise ValueError(f"axis must be 'token' or 'channel', got {self.axis!r}")
-        if self.group_size is not None:
-            if not isinstance(self.group_size, int) or self.group_size < 1:
-                raise ValueError(f"group_size must be a positive int or None, got "
-                                 f"{self.group_size!r}")
+        if check_group_size(self.group_size) is not None:
             if self.axis == "channel":
                 raise ValueError("group_size applies to axis='token' only (groups along "
                                  "head_dim); a per-channel scale already has one channel")

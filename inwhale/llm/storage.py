@@ -62,7 +62,7 @@ from inwhale.core import (
     unpack,
     unpack_codes,
 )
-from inwhale.core.checks import check_tensor
+from inwhale.core.checks import check_bits, check_group_size, check_tensor
 from inwhale.core.packing import _storage_bits
 from inwhale.llm import rtn
 
@@ -77,10 +77,8 @@ _OTHER_DTYPES = {"float16", "bfloat16", "float32"}
 
 
 def _check_args(bits: int, group_size: int, other_dtype: torch.dtype) -> None:
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
-        raise ValueError(f"bits must be an int in [2, 8], got {bits!r}")
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
-        raise ValueError(f"group_size must be a positive int, got {group_size!r}")
+    check_bits(bits, lo=2, hi=8)
+    check_group_size(group_size, allow_none=False)
     if other_dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"other_dtype must be float16, bfloat16 or float32, got {other_dtype}")
 

@@ -53,7 +53,7 @@ from torch import nn
 
 from inwhale import metrics
 from inwhale.core import PerAxis, choose_qparams, fake_quantize
-from inwhale.core.checks import check_tensor
+from inwhale.core.checks import check_bits, check_tensor
 
 __all__ = [
     "Factored",
@@ -91,13 +91,7 @@ def _check_rank(rank: object, max_rank: int | None, name: str = "rank") -> int:
 
 def _check_bits(bits: object) -> int | None:
     """``bits`` is ``None`` (float factors) or an int in 2..16 (symmetric signed codes)."""
-    if bits is None:
-        return None
-    if not isinstance(bits, int) or isinstance(bits, bool):
-        raise TypeError(f"bits must be an int or None, got {type(bits).__name__}")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be between 2 and 16 (or None for float), got {bits}")
-    return bits
+    return None if bits is None else check_bits(bits, lo=2)
 
 
 def _check_conv(layer: object) -> nn.Conv2d:
