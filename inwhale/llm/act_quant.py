@@ -20,6 +20,7 @@ from torch import nn
 
 from inwhale.core import PerTensor, PerToken, choose_qparams, fake_quantize
 from inwhale.core.checks import check_tensor
+from inwhale.llm.harness import QuantReport
 from inwhale.llm.rtn import rtn_granularity
 
 __all__ = ["W8A8Linear", "quantize_activation", "w8a8_quantize_"]
@@ -79,10 +80,12 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 def w8a8_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *,
                    act_granularity: str = "token", w_bits: int = 8, act_bits: int = 8,
                    group_size: int | None = None, skip: tuple[str, ...] = ("lm_head",),
-                   progress: bool = True) -> dict:
+                   progress: bool = True) -> QuantReport:
     """Swap every ``nn.Linear`` (by type) for a :class:`W8A8Linear`, in place.
 
-    ``calib_ids`` is unused: activation scales are dynamic.
+    ``calib_ids`` is unused: activation scales are dynamic. Returns a
+    :class:`~inwhale.llm.harness.QuantReport` (method ``"w8a8-token"`` etc., settings
+    ``bits``, ``act_bits``, ``act_granularity``, ``group_size``).
     """
     from tqdm.auto import tqdm
 
@@ -93,6 +96,7 @@ def w8a8_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *,
         _set_module(model, name, W8A8Linear.from_float(lin, w_bits, act_bits, act_granularity,
                                                        group_size))
         names.append(name)
-    return {"method": f"w{w_bits}a{act_bits}-{act_granularity}", "layers": len(names),
-            "seconds": time.perf_counter() - start, "bits": w_bits, "group_size": group_size,
-            "errors": {}}
+    settings = {"bits": w_bits, "act_bits": act_bits, "act_granularity": act_granularity,
+                "group_size": group_size}
+    return QuantReport(f"w{w_bits}a{act_bits}-{act_granularity}", names,
+                       time.perf_counter() - start, settings)

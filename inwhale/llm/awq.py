@@ -52,6 +52,7 @@ from inwhale.core.qparams import QParams, qparams_from_range
 from inwhale.llm.harness import (
     GramAccumulator,
     LastInputMemo,
+    QuantReport,
     block_linears,
     calibration_batches,
     for_each_linear_input,
@@ -171,7 +172,7 @@ def awq_quantize_(
     seq_len: int = 256,
     stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     progress: bool = True,
-) -> dict:
+) -> QuantReport:
     """AWQ every ``nn.Linear`` of the model's blocks, in place (scales folded into the norms).
 
     Args:
@@ -183,8 +184,8 @@ def awq_quantize_(
         clip: run the clipping search after scaling.
 
     Returns:
-        ``{"method", "bits", "group_size", "layers", "alpha", "seconds"}``; ``alpha`` maps
-        each norm's name to its chosen exponent.
+        :class:`~inwhale.llm.harness.QuantReport` with method ``"awq"``, settings ``bits``,
+        ``group_size``, and details ``alpha``: each norm's name -> its chosen exponent.
     """
     from tqdm.auto import tqdm
 
@@ -197,8 +198,8 @@ def awq_quantize_(
                                   calibration_batches(calib_ids, n_samples, seq_len))
     name_of = {id(m): n for n, m in linears.items()}
     scale_of: dict[str, torch.Tensor] = {}
-    report: dict = {"method": "awq", "bits": bits, "group_size": group_size,
-                    "layers": list(linears), "alpha": {}}
+    report = QuantReport("awq", list(linears), 0.0, {"bits": bits, "group_size": group_size},
+                         {"alpha": {}})
     for pair in tqdm(norm_linear_pairs(model), desc="AWQ scales", disable=not progress):
         names = [name_of[id(m)] for m in pair.linears if id(m) in name_of]
         if not names:
@@ -210,7 +211,7 @@ def awq_quantize_(
         for n in names:
             linears[n].weight.mul_(s.to(linears[n].weight.dtype))  # W ← W diag(s)
             scale_of[n] = s
-        report["alpha"][pair.norm_name] = alpha
+        report.details["alpha"][pair.norm_name] = alpha
     for n, lin in tqdm(linears.items(), desc="AWQ quantize", disable=not progress):
         W, H = lin.weight.float(), stats[n][0]
         if n in scale_of:                                          # H of the scaled input
@@ -220,5 +221,5 @@ def awq_quantize_(
         else:
             Wq = rtn_weight(W, bits=bits, group_size=group_size)
         lin.weight.copy_(Wq.to(lin.weight.dtype))
-    report["seconds"] = time.perf_counter() - t0
+    report.seconds = time.perf_counter() - t0
     return report

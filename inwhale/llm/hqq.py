@@ -43,7 +43,7 @@ from torch import nn
 from inwhale.core.affine import fake_quantize, quantize
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
-from inwhale.llm.harness import block_linears
+from inwhale.llm.harness import QuantReport, block_linears
 
 __all__ = ["hqq_qparams", "hqq_quantize_", "hqq_weight", "shrink_lp"]
 
@@ -137,11 +137,12 @@ def hqq_quantize_(
     p: float = 0.7,
     iters: int = 20,
     progress: bool = True,
-) -> dict:
+) -> QuantReport:
     """HQQ every ``nn.Linear`` of the model's blocks, in place. Calibration-free:
     ``calib_ids`` is ignored (kept for the common signature).
 
-    Returns ``{"method", "bits", "group_size", "layers", "iterations", "seconds"}``.
+    Returns a :class:`~inwhale.llm.harness.QuantReport` with method ``"hqq"``, settings
+    ``bits``, ``group_size``, and details ``iterations`` (per layer).
     """
     from tqdm.auto import tqdm
 
@@ -154,5 +155,5 @@ def hqq_quantize_(
         qp, errs = hqq_qparams(w, bits=bits, group_size=group_size, p=p, iters=iters)
         w.copy_(fake_quantize(w.float(), qp).to(w.dtype))
         iterations[name] = len(errs)
-    return {"method": "hqq", "bits": bits, "group_size": group_size, "layers": names,
-            "iterations": iterations, "seconds": time.perf_counter() - t0}
+    return QuantReport("hqq", names, time.perf_counter() - t0,
+                       {"bits": bits, "group_size": group_size}, {"iterations": iterations})

@@ -28,6 +28,7 @@ from torch import nn
 
 from inwhale.core import PerAxis, PerToken, choose_qparams, fake_quantize, quantize
 from inwhale.core.checks import check_tensor
+from inwhale.llm.harness import QuantReport
 
 __all__ = ["LLMInt8Linear", "int8_matmul_decomposed", "int8_matmul_int32", "llm_int8_quantize_",
            "outlier_columns"]
@@ -124,17 +125,20 @@ class LLMInt8Linear(nn.Module):
 @torch.no_grad()
 def llm_int8_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *,
                        threshold: float = 6.0, skip: tuple[str, ...] = ("lm_head",),
-                       progress: bool = True) -> dict:
-    """Swap every ``nn.Linear`` (by type) for an :class:`LLMInt8Linear`, in place."""
+                       progress: bool = True) -> QuantReport:
+    """Swap every ``nn.Linear`` (by type) for an :class:`LLMInt8Linear`, in place.
+
+    Returns a :class:`~inwhale.llm.harness.QuantReport` (settings ``bits``, ``threshold``).
+    """
     from tqdm.auto import tqdm
 
     from inwhale.llm.act_quant import _set_module
     from inwhale.llm.harness import find_linears
 
-    start, n = time.perf_counter(), 0
+    start, names = time.perf_counter(), []
     for name, lin in tqdm(find_linears(model, skip).items(), desc="LLM.int8",
                           disable=not progress):
         _set_module(model, name, LLMInt8Linear.from_float(lin, threshold))
-        n += 1
-    return {"method": f"llm.int8(tau={threshold})", "layers": n,
-            "seconds": time.perf_counter() - start, "bits": 8, "group_size": None, "errors": {}}
+        names.append(name)
+    return QuantReport(f"llm.int8(tau={threshold})", names, time.perf_counter() - start,
+                       {"bits": 8, "threshold": threshold, "group_size": None})

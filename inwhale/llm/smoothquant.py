@@ -24,6 +24,7 @@ import time
 import torch
 from torch import nn
 
+from inwhale.llm.harness import QuantReport
 from inwhale.ptq.smoothing import smoothing_scales
 
 __all__ = ["smooth_", "smoothing_factors", "smoothquant_quantize_"]
@@ -67,7 +68,7 @@ def smooth_(pairs: list, act_absmax: dict[str, torch.Tensor], alpha: float = 0.5
 def smoothquant_quantize_(model: nn.Module, calib_ids: torch.Tensor, *, alpha: float = 0.5,
                           bits: int = 8, group_size: int | None = None,
                           act_granularity: str = "tensor", n_samples: int = 16,
-                          seq_len: int = 256, progress: bool = True) -> dict:
+                          seq_len: int = 256, progress: bool = True) -> QuantReport:
     """Smooth every norm-linear pair (calibrated on ``calib_ids``), then W8A8 every linear.
 
     Linears not fed by a norm (``o_proj``, ``down_proj``) are quantized unsmoothed, as in
@@ -83,6 +84,7 @@ def smoothquant_quantize_(model: nn.Module, calib_ids: torch.Tensor, *, alpha: f
     smooth_(pairs, absmax, alpha)
     report = w8a8_quantize_(model, act_granularity=act_granularity, w_bits=bits,
                             group_size=group_size, progress=progress)
-    report.update(method=f"smoothquant(alpha={alpha})", seconds=time.perf_counter() - start,
-                  smoothed_pairs=len(pairs))
+    report.method, report.seconds = f"smoothquant(alpha={alpha})", time.perf_counter() - start
+    report.settings["alpha"] = alpha
+    report.details["smoothed_pairs"] = len(pairs)
     return report

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from inwhale.llm.act_quant import w8a8_quantize_
+from inwhale.llm.harness import QuantReport
 
 __all__ = ["zeroquant_quantize_"]
 
@@ -24,10 +25,10 @@ __all__ = ["zeroquant_quantize_"]
 @torch.no_grad()
 def zeroquant_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *,
                         bits: int = 4, group_size: int = 128, act_bits: int = 8,
-                        progress: bool = True) -> dict:
+                        progress: bool = True) -> QuantReport:
     """W{bits} group-wise (``group_size``) weights + A{act_bits} per-token activations on every
     ``nn.Linear``, in place. ``calib_ids`` is unused (dynamic activation scales)."""
     report = w8a8_quantize_(model, act_granularity="token", w_bits=bits, act_bits=act_bits,
                             group_size=group_size, progress=progress)
-    report["method"] = f"zeroquant-w{bits}g{group_size}a{act_bits}"
+    report.method = f"zeroquant-w{bits}g{group_size}a{act_bits}"
     return report
