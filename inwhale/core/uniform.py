@@ -24,6 +24,16 @@ DeadZoneQuantizer             symmetric, with a widened zero bin (dead-zone roun
 ===========================  ================================================================
 
 Signed or unsigned codes and narrow range are arguments of every class.
+
+Why there is also :class:`inwhale.nn.FakeQuantize`: both run observer → qparams → freeze,
+and both end in the same core (:func:`~inwhale.core.qparams.qparams_from_range`, the
+:class:`~inwhale.core.qparams.QParams` zero-point rule). These classes are plain objects that
+return integer *codes* (``quantize``/``dequantize``) with any rounding rule — the tool of the
+signal-processing and format chapters, no autograd. ``FakeQuantize`` is an ``nn.Module`` that
+sits *inside* a network: it returns ``x̂`` through a straight-through gradient, keeps its
+frozen parameters as buffers (``.to(device)``, ``state_dict``) and can be switched off — the
+tool of QAT and the PTQ pipeline. Merging them would give the signal chapters a module they
+do not need, or the training code codes it cannot differentiate.
 """
 
 from __future__ import annotations

@@ -181,6 +181,11 @@ class FakeQuantize(nn.Module):
 
     :meth:`freeze` turns observation off, so the qparams stay fixed (late QAT, PTQ convert).
 
+    The same observer → qparams → freeze life cycle as
+    :class:`inwhale.core.uniform.AffineUniformQuantizer`, and the same core underneath; this
+    one is the differentiable ``nn.Module`` form for inside a network (the module docstring
+    of :mod:`inwhale.core.uniform` says why both exist).
+
     Args:
         bits: code width.
         symmetric, signed, narrow_range: passed to ``qparams_from_range``.
