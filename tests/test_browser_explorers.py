@@ -5,7 +5,7 @@
   output also carries), every control moved to each end changes the picture and its value
   label, the keyboard moves the slider, and the kernel-only ``live_slider`` shows its start
   picture and a kernel note instead of a control.
-* EVERY chapter page of the built book (_build/html): at least one explorer; every control
+* EVERY chapter page of the built book (_build/html, or ``$INWHALE_BOOK_HTML``): at least one explorer; every control
   of every explorer, moved to each end, changes the picture (the ``img`` src) and its value
   label; and no ipywidgets control (slider, dropdown, radio buttons) on the page, since on a
   static page it would move and change nothing.
@@ -16,6 +16,7 @@ Headless Chromium with every request off 127.0.0.1 blocked; fixtures from
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ from test_browser_widgets import _offline_page, browser, demo_site, serve  # noq
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-BOOK_HTML = ROOT / "_build" / "html"
+# INWHALE_BOOK_HTML: check another build (e.g. a few chapters built on their own)
+BOOK_HTML = Path(os.environ.get("INWHALE_BOOK_HTML", ROOT / "_build" / "html"))
 # ipywidgets controls; on a static page they move and change nothing.
 KERNEL_CONTROLS = ".widget-slider, .widget-dropdown, .widget-radio, .widget-toggle-buttons"
 
