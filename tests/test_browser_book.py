@@ -174,7 +174,9 @@ AUDIT_JS = r"""
   for (const el of art.querySelectorAll('*')) {
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0 || r.right <= right) continue;
-    if (el.closest('aside, .margin, .sidebar, .headerlink, .visually-hidden')) continue;
+    // margin notes sit outside the column by design; MathJax's assistive MathML is clipped
+    if (el.closest('aside, .margin, .sidebar, .headerlink, .visually-hidden, mjx-assistive-mml'))
+      continue;
     if (getComputedStyle(el).position === 'fixed') continue;
     // fine when an ancestor inside the column scrolls it
     let ok = false;

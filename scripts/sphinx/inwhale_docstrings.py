@@ -10,9 +10,10 @@ runs, outside literals, roles, literal blocks, directives and doctests, this ext
 * escapes ``|`` (``|x|`` would be a substitution reference),
 * escapes a ``_`` that ends a word (``R_`` would be a hyperlink reference),
 * escapes a ``*`` that does not open or close emphasis (``2 *scale``),
-* puts a blank line where the indentation of prose changes (a formula indented under its
-  sentence becomes an indented block instead of an "Unexpected indentation" error), and
-  before a bullet list that follows a sentence,
+* shows lines indented under a sentence (a formula, an aligned table of symbols) as a
+  literal block, line breaks kept, instead of an "Unexpected indentation" error; puts a
+  blank line where the indentation of prose drops, and before a bullet list that follows a
+  sentence,
 * shows a simple table whose cells overflow its ``===`` columns verbatim.
 
 After napoleon, every docstring is checked with docutils; one that still has a structural
@@ -151,6 +152,12 @@ def escape_docstring(lines: list[str]) -> list[str]:
         elif stripped and prev.strip() and section_indent is None:
             bullet_start = _BULLET.match(line) and not _BULLET.match(prev)
             in_item = _BULLET.match(prev) and _indent(line) > _indent(prev)
+            if _indent(line) > _indent(prev) and not in_item and not bullet_start:
+                # lines indented under a sentence (a formula, an aligned list): keep their
+                # line breaks and alignment, as a literal block
+                out += ["", f"{' ' * _indent(prev)}::", "", line]
+                verbatim_indent = _indent(prev)
+                continue
             if bullet_start or (_indent(line) != _indent(prev) and not in_item):
                 out.append("")
         out.append(escape_line(line))

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-VENDORED_PREFIXES = ("widgets/", "mathjax/", "fontawesome4/")
+VENDORED_PREFIXES = ("widgets/", "widgets-config/", "mathjax/", "fontawesome4/")
 FONTAWESOME4_CDN = (
     "https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/css/font-awesome.min.css",
     "https://maxcdn.bootstrapcdn.com/font-awesome/4.7.0/css/font-awesome.min.css",
