@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+from inwhale.formats.log import pot_fake_quantize
 from inwhale.qat import (
     INQ,
     PACT,
@@ -128,9 +129,11 @@ def test_inq_pot_quantize_and_freezing():
     n1, n2 = pot_exponents(0.9, 5)
     levels = torch.tensor([0.0] + [2.0**n for n in range(n2, n1 + 1)])
     w = torch.randn(2000) * 0.3
-    q = pot_quantize(w, n1, n2)
+    q = pot_fake_quantize(w, 5, e_max=n1, e_min=n2, log_domain=False)   # the one PoT quantizer
     brute = torch.sign(w) * levels[(w.abs()[:, None] - levels[None]).abs().argmin(1)]
     assert torch.equal(q, brute)
+    with pytest.warns(DeprecationWarning, match="pot_fake_quantize"):
+        assert torch.equal(pot_quantize(w, n1, n2), brute)               # the old name
     lin = torch.nn.Linear(10, 4)
     inq = INQ([lin.weight], bits=5)
     inq.step(0.5)

@@ -82,15 +82,21 @@ class PoTCodes:
 
 @torch.no_grad()
 def pot_quantize(x: torch.Tensor, bits: int = 4, e_max: int | None = None,
-                 log_domain: bool = True) -> PoTCodes:
+                 log_domain: bool = True, *, e_min: int | None = None) -> PoTCodes:
     """Power-of-two quantization of ``x`` with ``bits`` (sign + ``bits−1`` exponent bits).
+
+    The library's one power-of-two quantizer: the log-domain codes of Miyashita et al. and,
+    with ``log_domain=False`` and an explicit exponent range, INQ's set
+    ``{0} ∪ {±2^n : e_min ≤ n ≤ e_max}`` (:mod:`inwhale.qat.inq`).
 
     Args:
         x: finite floating tensor.
         bits: ``b ≥ 2``; there are ``2^(b−1) − 1`` magnitudes plus zero.
         e_max: top exponent; default: the rounded exponent of ``max|x|``.
         log_domain: round exponents in the log domain (Miyashita) instead of to the
-            nearest level.
+            nearest level (ties go up, as ``|x| = 1.5·2^n`` rounds to ``2^(n+1)``).
+        e_min: lowest exponent; default (and at most ``2^(b−1) − 1`` levels below
+            ``e_max``): ``e_max − 2^(b−1) + 2``, every code used.
 
     Returns:
         :class:`PoTCodes`.
@@ -107,7 +113,12 @@ def pot_quantize(x: torch.Tensor, bits: int = 4, e_max: int | None = None,
     if e_max is None:
         amax = a.max().clamp(min=torch.finfo(torch.float32).tiny)
         e_max = int(_round_exponent(amax, log_domain))
-    e_min = e_max - (2 ** (bits - 1) - 2)
+    lowest = e_max - (2 ** (bits - 1) - 2)
+    if e_min is None:
+        e_min = lowest
+    elif not lowest <= e_min <= e_max:
+        raise ValueError(f"e_min must be in [{lowest}, {e_max}] for bits={bits} and "
+                         f"e_max={e_max}, got {e_min}")
     e = _round_exponent(a.clamp(min=torch.finfo(torch.float64).tiny), log_domain)
     e = e.clamp(e_min, e_max)
     zero = a < 2.0 ** (e_min - 1)  # closer to 0 than to the smallest level 2^e_min
@@ -117,9 +128,9 @@ def pot_quantize(x: torch.Tensor, bits: int = 4, e_max: int | None = None,
 
 
 def pot_fake_quantize(x: torch.Tensor, bits: int = 4, e_max: int | None = None,
-                      log_domain: bool = True) -> torch.Tensor:
+                      log_domain: bool = True, *, e_min: int | None = None) -> torch.Tensor:
     """``pot_quantize(x, …).dequantize()`` in ``x``'s dtype."""
-    return pot_quantize(x, bits, e_max, log_domain).dequantize().to(x.dtype)
+    return pot_quantize(x, bits, e_max, log_domain, e_min=e_min).dequantize().to(x.dtype)
 
 
 def pot_matmul_shift(a: torch.Tensor, w: PoTCodes) -> tuple[torch.Tensor, int]:

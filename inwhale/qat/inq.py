@@ -20,12 +20,14 @@ exponent, ``P`` the power-of-two set, ``T`` the mask of frozen (quantized) weigh
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from inwhale.core.checks import check_bits, check_tensor
+from inwhale.formats.log import pot_fake_quantize
 
 __all__ = ["INQ", "pot_exponents", "pot_quantize"]
 
@@ -44,19 +46,29 @@ def pot_exponents(max_abs: float, bits: int) -> tuple[int, int]:
     return n1, n1 + 1 - 2 ** (bits - 1) // 2
 
 
-def pot_quantize(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
-    """Nearest element of ``{0} ∪ {±2^n : n₂ ≤ n ≤ n₁}`` (ties go up).
+def _inq_round(w: torch.Tensor, bits: int, n1: int, n2: int) -> torch.Tensor:
+    """Nearest element of ``P`` (ties go up): the formats' power-of-two quantizer with
+    INQ's exponent range and nearest-level (not log-domain) rounding."""
+    return pot_fake_quantize(w, bits, e_max=n1, e_min=n2, log_domain=False)
 
+
+def pot_quantize(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
+    """Deprecated: :func:`inwhale.formats.pot_fake_quantize` with ``e_max=n1, e_min=n2,
+    log_domain=False`` (the library's one power-of-two quantizer).
+
+    Nearest element of ``{0} ∪ {±2^n : n₂ ≤ n ≤ n₁}`` (ties go up).
+
+    >>> import warnings; warnings.simplefilter("ignore", DeprecationWarning)
     >>> pot_quantize(torch.tensor([0.0, 0.3, -0.74, 0.76, 5.0, 0.001]), 0, -3)
     tensor([ 0.0000,  0.2500, -0.5000,  1.0000,  1.0000,  0.0000])
     """
+    warnings.warn("inwhale.qat.pot_quantize(w, n1, n2) is deprecated; use "
+                  "inwhale.formats.pot_fake_quantize(w, bits, e_max=n1, e_min=n2, "
+                  "log_domain=False)", DeprecationWarning, stacklevel=2)
     check_tensor(w, "w", allow_empty=True)
-    levels = torch.tensor([0.0] + [2.0**n for n in range(n2, n1 + 1)], dtype=w.dtype,
-                          device=w.device)  # ascending
-    a = w.abs()
-    mid = (levels[1:] + levels[:-1]) / 2  # decision thresholds
-    idx = torch.bucketize(a, mid, right=True)
-    return torch.sign(w) * levels[idx]
+    if w.numel() == 0 or n2 > n1:                  # no power-of-two level: everything is 0
+        return torch.zeros_like(w)
+    return _inq_round(w, 1 + (n1 - n2 + 1).bit_length(), n1, n2)
 
 
 class INQ:
@@ -94,7 +106,7 @@ class INQ:
             mask = self.masks[i].flatten().clone()
             mask[order[:k]] = True
             self.masks[i] = mask.view_as(w)
-            q = pot_quantize(w, *self.exps[i])
+            q = _inq_round(w, self.bits, *self.exps[i])
             self.values[i] = torch.where(self.masks[i], q, self.values[i])
         self.restore_()
 
