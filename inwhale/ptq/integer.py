@@ -124,16 +124,17 @@ class _IntegerLayer(nn.Module):
         self.out_qp, self.relu = (None if out_qp is None else _per_tensor(out_qp, "out_qp")), relu
         with torch.no_grad():
             self.register_buffer("w_codes", quantize(qlayer.weight, w_qp))  # int8
-            s_w = w_qp.scale.reshape(-1).double() * torch.ones(qlayer.weight.shape[0],
-                                                               dtype=torch.float64)
-            self.register_buffer("acc_scale", s_w * self.in_qp.scale.double())  # s_x s_w,c
-            b = qlayer.bias if qlayer.bias is not None else torch.zeros(len(s_w))
+            dev = qlayer.weight.device  # every buffer lives where the layer lives
+            s_w = w_qp.scale.reshape(-1).double().to(dev) * torch.ones(
+                qlayer.weight.shape[0], dtype=torch.float64, device=dev)
+            self.register_buffer("acc_scale", s_w * self.in_qp.scale.double().to(dev))  # s_x s_w,c
+            b = qlayer.bias if qlayer.bias is not None else torch.zeros(len(s_w), device=dev)
             bias_q = torch.round(b.double() / self.acc_scale)
             if bias_q.abs().max() >= 2.0**31:
                 raise OverflowError("the bias does not fit int32 at scale s_x·s_w")
             self.register_buffer("bias_q", bias_q.to(torch.int32))
             if self.out_qp is not None:
-                M = self.acc_scale / self.out_qp.scale.double()
+                M = self.acc_scale / self.out_qp.scale.double().to(dev)
                 M0, n = quantize_multiplier(M)
                 self.register_buffer("M0", M0)
                 self.register_buffer("n", n)

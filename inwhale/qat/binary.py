@@ -85,7 +85,7 @@ def abc_bases(w: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(M, int) or isinstance(M, bool) or M < 1:
         raise ValueError(f"M must be an int >= 1, got {M!r}")
     w = check_tensor(w, "w").detach()
-    u = torch.linspace(-1, 1, M) if M > 1 else torch.zeros(1)
+    u = torch.linspace(-1, 1, M, device=w.device) if M > 1 else torch.zeros(1, device=w.device)
     mu, sd = w.mean(), w.std() if w.numel() > 1 else torch.tensor(0.0)
     B = torch.stack([torch.where(w - mu + ui * sd >= 0, 1.0, -1.0) for ui in u])  # (M, ...)
     A = B.reshape(M, -1).T.double()  # (numel, M)
