@@ -21,7 +21,7 @@ would see:
 * a 404 (or any failed request) for a local resource, fonts included;
 * stderr or warning output blocks, and progress-bar widgets (tqdm) in cell outputs.
 
-A full-page screenshot of each page at each width goes to ``test-artifacts/<width>/`` and
+A full-page screenshot (JPEG) of each page at each width goes to ``test-artifacts/<width>/`` and
 one of each chapter (desktop viewport) to ``test-artifacts/`` for people to look at.
 Fixtures (the Chromium instance, the local server) come from ``test_browser_widgets``.
 """
@@ -255,9 +255,9 @@ def test_page_renders(browser, book, page_path, width):  # noqa: F811
     _wait_for_math(page)
     page.wait_for_timeout(300)  # widget views render after load
     audit = page.evaluate(AUDIT_JS, [CODE_OR_MATH, _TEX_MARK])
-    shot = ARTIFACTS / width / (rel.replace("/", "_").removesuffix(".html") + ".png")
+    shot = ARTIFACTS / width / (rel.replace("/", "_").removesuffix(".html") + ".jpg")
     shot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot), full_page=True, type="jpeg", quality=70)  # JPEG: fast, small
     page.close()
 
     problems = {
