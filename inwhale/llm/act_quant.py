@@ -87,8 +87,7 @@ def w8a8_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *,
     :class:`~inwhale.llm.harness.QuantReport` (method ``"w8a8-token"`` etc., settings
     ``bits``, ``act_bits``, ``act_granularity``, ``group_size``).
     """
-    from tqdm.auto import tqdm
-
+    from inwhale._optional import tqdm
     from inwhale.llm.harness import find_linears
 
     start, names = time.perf_counter(), []

@@ -187,7 +187,7 @@ def awq_quantize_(
         :class:`~inwhale.llm.harness.QuantReport` with method ``"awq"``, settings ``bits``,
         ``group_size``, and details ``alpha``: each norm's name -> its chosen exponent.
     """
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     t0 = time.perf_counter()
     linears = block_linears(model)

@@ -431,7 +431,7 @@ def _gptq_block_by_block_(model: nn.Module, records: BlockInputs | None,
                           report: QuantReport, progress: bool) -> None:
     """The paper's procedure: per block, Hessians from its inputs (unless given), solve each
     group of linears, then run the quantized block to get the next block's inputs."""
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     for block in tqdm(decoder_blocks(model), desc="GPTQ blocks", disable=not progress):
         linears = block_linears(model, block)
@@ -453,7 +453,7 @@ def _gptq_batched_(model: nn.Module, hessians: dict[str, torch.Tensor], solve: d
                    report: QuantReport, progress: bool) -> None:
     """Hessians given, no act-order: every block is independent, so the same-shape problems
     of all blocks share one column loop (:func:`gptq_quantize_weights`)."""
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     buckets: dict[tuple[int, int], list[tuple[list[str], dict[str, nn.Linear]]]] = {}
     for block in decoder_blocks(model):

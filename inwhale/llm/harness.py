@@ -210,7 +210,7 @@ def perplexity(
     stride = length if stride is None else stride
     if not 1 <= stride <= length:
         raise ValueError(f"stride must be in [1, context_len={length}], got {stride}")
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     device = _model_device(model) if device is None else torch.device(device)
     ids = ids.to(device)

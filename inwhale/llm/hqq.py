@@ -144,7 +144,7 @@ def hqq_quantize_(
     Returns a :class:`~inwhale.llm.harness.QuantReport` with method ``"hqq"``, settings
     ``bits``, ``group_size``, and details ``iterations`` (per layer).
     """
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     t0 = time.perf_counter()
     linears = block_linears(model)

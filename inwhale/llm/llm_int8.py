@@ -130,8 +130,7 @@ def llm_int8_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, 
 
     Returns a :class:`~inwhale.llm.harness.QuantReport` (settings ``bits``, ``threshold``).
     """
-    from tqdm.auto import tqdm
-
+    from inwhale._optional import tqdm
     from inwhale.llm.act_quant import _set_module
     from inwhale.llm.harness import find_linears
 

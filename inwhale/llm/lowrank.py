@@ -254,8 +254,7 @@ def lowrank_correct_(model: nn.Module, bits: int, group_size: int | None, rank: 
         >>> rep["layers"], all(after < before for before, after in rep["errors"].values())
         (2, True)
     """
-    from tqdm.auto import tqdm
-
+    from inwhale._optional import tqdm
     from inwhale.llm.harness import find_linears
 
     start, errors = time.perf_counter(), {}

@@ -121,7 +121,7 @@ def rtn_quantize_(model: nn.Module, calib_ids: torch.Tensor | None = None, *, bi
         ``group_size``, ``axis``, ``symmetric``, and details ``errors``: layer name ->
         relative error ``||W - Ŵ||_F / ||W||_F``.
     """
-    from tqdm.auto import tqdm
+    from inwhale._optional import tqdm
 
     start, errors = time.perf_counter(), {}
     for name, lin in tqdm(find_linears(model, skip).items(), desc="RTN", disable=not progress):
