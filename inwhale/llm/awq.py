@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inwhale.core.affine import fake_quantize
+from inwhale.core.checks import check_tensor
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, qparams_from_range
 from inwhale.llm.harness import (
@@ -76,6 +77,11 @@ def output_error(D: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     >>> float(output_error(D, X.T @ X / 2)), float(((X @ D.T) ** 2).sum() / 2)
     (1.625, 1.625)
     """
+    check_tensor(D, "D"), check_tensor(H, "H")
+    if D.ndim != 2 or H.shape != (D.shape[1], D.shape[1]):
+        raise ValueError(f"D must be (O, I) and H (I, I), got shapes {tuple(D.shape)} and "
+                         f"{tuple(H.shape)}")
+    D = D.to(H.dtype)
     return torch.einsum("oi,ij,oj->", D, H, D)
 
 

@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from inwhale.core.affine import fake_quantize_view
-from inwhale.core.checks import check_bits, check_group_size
+from inwhale.core.checks import check_bits, check_group_size, check_tensor
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
 from inwhale.llm.harness import (
@@ -140,6 +140,9 @@ def _inverse_hessian_factor(H: torch.Tensor, percdamp: float, name: str) -> torc
 def _prepare(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int | None,
              percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate one layer's ``W`` (O, I) and ``H`` (I, I); float32 copies, dead columns fixed."""
+    check_tensor(W, "W"), check_tensor(H, "H")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (out, in), got shape {tuple(W.shape)}")
     I = W.shape[1]  # noqa: E741
     check_bits(bits)
     check_group_size(group_size, I)

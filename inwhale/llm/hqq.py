@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from inwhale.core.affine import fake_quantize, quantize
+from inwhale.core.checks import check_tensor
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
 from inwhale.llm.harness import QuantReport, block_linears
@@ -56,6 +57,7 @@ def shrink_lp(x: torch.Tensor, beta: float, p: float = 0.7) -> torch.Tensor:
     >>> shrink_lp(torch.tensor([-2.0, 0.3, 1.0]), beta=2.0, p=1.0)
     tensor([-1.5000,  0.0000,  0.5000])
     """
+    check_tensor(x, "x", allow_empty=True)
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
     if not 0 < p <= 1:
@@ -95,6 +97,7 @@ def hqq_qparams(
         ``mean|W − Ŵ|`` at each iteration (the loop stops as soon as it rises, keeping the
         best zero point).
     """
+    check_tensor(W, "W")
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (out, in), got shape {tuple(W.shape)}")
     if iters < 1:

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 
 from inwhale.core import Granularity, PerAxis, PerGroup, PerToken, choose_qparams, fake_quantize
-from inwhale.core.checks import check_bits, check_group_size
+from inwhale.core.checks import check_bits, check_group_size, check_tensor
 
 __all__ = [
     "KVHandle",
@@ -147,6 +147,7 @@ def fake_quantize_kv(x: torch.Tensor, head_dim: int, spec: KVSpec) -> torch.Tens
     tensor([[[ 3.0000,  0.2000],
              [ 3.0000, -0.4000]]])
     """
+    check_tensor(x, "x")
     if not isinstance(spec, KVSpec):
         raise TypeError(f"spec must be a KVSpec, got {type(spec).__name__}")
     if x.ndim < 2:
@@ -342,6 +343,7 @@ def kv_relative_error(x: torch.Tensor, spec: KVSpec) -> float:
     >>> round(kv_relative_error(x, KVSpec(2, "channel")), 3)
     0.024
     """
+    check_tensor(x, "x")
     if x.ndim != 4:
         raise ValueError(f"x must have shape (B, T, H, d), got {tuple(x.shape)}")
     xq = fake_quantize_kv(x.flatten(-2), x.shape[-1], spec).unflatten(-1, x.shape[-2:])

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.llm.rtn import bits_per_weight, rtn_weight
 from inwhale.metrics import relative_error  # (w, ŵ): reference first
 
@@ -68,8 +69,9 @@ __all__ = [
 
 
 def _check_rank(w: torch.Tensor, rank: int) -> None:
-    if not isinstance(w, torch.Tensor) or w.ndim != 2 or not w.is_floating_point():
-        raise ValueError("w must be a 2-D floating-point tensor (out, in)")
+    check_tensor(w, "w")
+    if w.ndim != 2:
+        raise ValueError(f"w must be a 2-D tensor (out, in), got shape {tuple(w.shape)}")
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank <= min(w.shape):
         raise ValueError(f"rank must be an int in [0, min(w.shape) = {min(w.shape)}], "
                          f"got {rank!r}")

@@ -44,6 +44,7 @@ import time
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.llm.harness import (
     _EvalMode,
     _forward_logits,
@@ -127,6 +128,7 @@ def excess_kurtosis(x: torch.Tensor) -> float:
     >>> round(excess_kurtosis(torch.tensor([-1.0, 1.0])), 6)
     -2.0
     """
+    check_tensor(x, "x")
     return float(kurtosis(x.detach().double(), excess=True))
 
 

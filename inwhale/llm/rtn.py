@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from inwhale.core import Granularity, PerAxis, PerGroup, choose_qparams, fake_quantize
-from inwhale.core.checks import check_bits, check_group_size
+from inwhale.core.checks import check_bits, check_group_size, check_tensor
 from inwhale.llm.harness import QuantReport, find_linears
 
 __all__ = ["bits_per_weight", "rtn_granularity", "rtn_quantize_", "rtn_weight"]
@@ -66,6 +66,7 @@ def bits_per_weight(bits: int, group_size: int | None, shape: tuple[int, int], a
     >>> bits_per_weight(4, 128, (512, 512), zero_point_bits=4)    # 4 + (16 + 4)/128
     4.15625
     """
+    check_group_size(group_size)
     zp_bits = param_bits if zero_point_bits is None else zero_point_bits
     per_param = param_bits + (0 if symmetric else zp_bits)
     o, i = shape
@@ -97,6 +98,7 @@ def rtn_weight(w: torch.Tensor, bits: int, group_size: int | None = None, axis: 
     >>> rtn_weight(W, bits=2, group_size=2)   # group 2: s = 2/3, z = round(1.5) = 2 (ties even)
     tensor([[ 0.0000,  0.4000,  0.6667, -1.3333]])
     """
+    check_tensor(w, "w")
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D (out, in), got shape {tuple(w.shape)}")
     check_bits(bits)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.metrics import kurtosis  # the one kurtosis (float64 here: a measurement)
 
 __all__ = ["outlier_channels", "weight_stats"]
@@ -41,6 +42,7 @@ def outlier_channels(
     >>> outlier_channels(torch.tensor([1.0, 9.0, 0.5, 7.0]))
     (tensor([1, 3]), tensor([9., 7.]))
     """
+    check_tensor(absmax, "absmax")
     if absmax.ndim != 1:
         raise ValueError(f"absmax must be 1-D (C,), got shape {tuple(absmax.shape)}")
     vals, idx = absmax.sort(descending=True)
