@@ -344,7 +344,9 @@ _CSS = """<style>
 margin-bottom:.4em;font-size:.95em}
 .inwhale-explorer .iwx-control{display:flex;flex-wrap:wrap;align-items:center;gap:.4em;
 border:0;margin:0;padding:0}
-.inwhale-explorer .iwx-control legend{float:left;padding:0;margin-right:.4em;font-weight:600}
+.inwhale-explorer .iwx-control legend{float:left;width:auto;padding:0;margin:0 .4em 0 0;
+font-size:inherit;font-weight:600;line-height:inherit;border:0}
+.inwhale-explorer .iwx-control label{margin:0}
 .inwhale-explorer .iwx-control>label:first-child{font-weight:600}
 .inwhale-explorer .iwx-value{font-variant-numeric:tabular-nums;min-width:2.5em;
 padding:0 .3em;border-radius:3px;background:rgba(127,127,127,.15)}
