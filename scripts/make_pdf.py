@@ -79,6 +79,11 @@ pre { white-space: pre-wrap !important; word-break: break-word; }
 """
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 def page_order(html: Path) -> list[str]:
     """Pages in the sidebar's order, as paths relative to ``html``."""
     start = html / "book" / "intro.html"
@@ -95,8 +100,7 @@ def make_pdf(html: Path, out: Path) -> tuple[int, int]:
     """Print the book in ``html`` to ``out``; returns (chapters, bytes)."""
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
-    handler.log_message = lambda *a: None
+    handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"

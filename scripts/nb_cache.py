@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb_report import _environment, read_times, status_page
+from nb_report import _environment, book_path, read_times, status_page
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "_build" / "nbcache"
@@ -79,7 +79,7 @@ def save(stage: Path, junit: Path | None) -> int:
     keys = json.loads((stage / ".nbcache-keys.json").read_text())
     device, torch_version = _environment()
     now = datetime.now().strftime("%Y-%m-%d %H:%M")
-    ran = {name: (t, status) for name, t, status in read_times(junit)} if junit else {}
+    ran = {book_path(n): (t, status) for n, t, status in read_times(junit)} if junit else {}
     CACHE.mkdir(parents=True, exist_ok=True)
     rows, stored = [], 0
     for rel, k in sorted(keys.items()):

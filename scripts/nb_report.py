@@ -69,6 +69,11 @@ A failed chapter fails the build, so a published book shows only passes here.
 """
 
 
+def book_path(name: str) -> str:
+    """'part1/01_x.ipynb' (as the JUnit report names it) -> 'book/part1/01_x.ipynb'."""
+    return name if name.startswith("book/") else f"book/{name}"
+
+
 def _title(notebook: Path) -> str:
     """The first Markdown heading of a notebook (its chapter title)."""
     try:
@@ -114,6 +119,7 @@ def status_page(
         "|---|---:|---|---|---|---|",
     ]
     for name, seconds, status in sorted(rows):
+        name = book_path(name)
         doc = "/" + name.removesuffix(".ipynb")
         title = _title(root / name).replace("|", "\\|")
         verdict = "pass" if status == "ok" else status.lower()
