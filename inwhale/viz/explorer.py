@@ -448,6 +448,50 @@ def _explorer_html(controls: tuple[Control, ...], frames: list[bytes], index: li
     )
 
 
+def _check_frame_options(figsize: tuple[float, float], dpi: int, colors: int | None,
+                         max_bytes: int) -> None:
+    """Raise ValueError, naming the argument, for a frame size or budget that cannot work."""
+    if len(figsize) != 2 or min(figsize) <= 0:
+        raise ValueError(f"figsize must be two positive numbers (inches), got {figsize!r}")
+    if colors is not None and not 2 <= colors <= 256:
+        raise ValueError(f"colors must be in 2..256 or None, got {colors!r}")
+    if dpi <= 0 or max_bytes <= 0:
+        raise ValueError(f"dpi and max_bytes must be positive, got dpi={dpi}, "
+                         f"max_bytes={max_bytes}")
+
+
+def _render_frames(draw: Callable[..., None], controls: tuple[Control, ...],
+                   figsize: tuple[float, float], dpi: int, colors: int | None,
+                   max_bytes: int) -> tuple[list[bytes], list[int]]:
+    """Draw every combination (row-major); distinct PNGs and each combination's frame index.
+
+    Stops with ValueError (naming ``max_bytes``) as soon as the base64 frames exceed the
+    budget, and before drawing anything when there are more than :data:`MAX_FRAMES`.
+    """
+    n = math.prod(len(c.values) for c in controls)
+    if n > MAX_FRAMES:
+        raise ValueError(f"controls: {n} combinations exceed MAX_FRAMES={MAX_FRAMES}; "
+                         "offer fewer values")
+    names = [c.name for c in controls]
+    frames: list[bytes] = []
+    seen: dict[bytes, int] = {}  # PNG -> its position in frames (identical drawings once)
+    index: list[int] = []
+    weight = 0
+    for values in itertools.product(*(c.values for c in controls)):
+        png = _render_png(draw, dict(zip(names, values, strict=True)), figsize, dpi, colors)
+        if png not in seen:
+            seen[png] = len(frames)
+            frames.append(png)
+            weight += 4 * math.ceil(len(png) / 3)  # base64
+            if weight > max_bytes:
+                raise ValueError(
+                    f"max_bytes: the explorer's frames exceed its page-weight budget of "
+                    f"{max_bytes / 1e6:.2f} MB after {len(index) + 1} of {n} frames "
+                    f"({weight / 1e6:.2f} MB); offer fewer values, or lower figsize or dpi")
+        index.append(seen[png])
+    return frames, index
+
+
 def explorer(
     draw: Callable[..., None],
     controls: Mapping[str, Sequence[Any]] | Sequence[Control],
@@ -509,34 +553,8 @@ def explorer(
     if not callable(draw):
         raise TypeError(f"draw must be callable, got {type(draw).__name__}")
     parsed = _parse_controls(controls)
-    if len(figsize) != 2 or min(figsize) <= 0:
-        raise ValueError(f"figsize must be two positive numbers (inches), got {figsize!r}")
-    if colors is not None and not 2 <= colors <= 256:
-        raise ValueError(f"colors must be in 2..256 or None, got {colors!r}")
-    if dpi <= 0 or max_bytes <= 0:
-        raise ValueError(f"dpi and max_bytes must be positive, got dpi={dpi}, "
-                         f"max_bytes={max_bytes}")
-    n = math.prod(len(c.values) for c in parsed)
-    if n > MAX_FRAMES:
-        raise ValueError(f"controls: {n} combinations exceed MAX_FRAMES={MAX_FRAMES}; "
-                         "offer fewer values")
-    names = [c.name for c in parsed]
-    frames: list[bytes] = []
-    seen: dict[bytes, int] = {}
-    index: list[int] = []
-    weight = 0
-    for values in itertools.product(*(c.values for c in parsed)):
-        png = _render_png(draw, dict(zip(names, values, strict=True)), figsize, dpi, colors)
-        if png not in seen:
-            seen[png] = len(frames)
-            frames.append(png)
-            weight += 4 * math.ceil(len(png) / 3)  # base64
-            if weight > max_bytes:
-                raise ValueError(
-                    f"max_bytes: the explorer's frames exceed its page-weight budget of "
-                    f"{max_bytes / 1e6:.2f} MB after {len(index) + 1} of {n} frames "
-                    f"({weight / 1e6:.2f} MB); offer fewer values, or lower figsize or dpi")
-        index.append(seen[png])
+    _check_frame_options(figsize, dpi, colors, max_bytes)
+    frames, index = _render_frames(draw, parsed, figsize, dpi, colors, max_bytes)
     size_px = (round(figsize[0] * dpi), round(figsize[1] * dpi))
     text = _explorer_html(parsed, frames, index, alt, size_px)
     if len(text.encode()) > max_bytes:
