@@ -63,6 +63,7 @@ RULE_WORDS = {
     "size": ("must", "positive", "divide", "multiple", "larger", "exceeds"),
     "module": ("module",),
     "gpt2": ("conv1d",),
+    "vocab": ("vocabulary",),
 }
 
 
@@ -154,6 +155,8 @@ class Row:
             return [("module:none", lambda: None), ("module:tensor", lambda: W(4))]
         if self.kind == "gpt2":  # weights in transformers' Conv1D, not nn.Linear
             return [("gpt2", _gpt2)]
+        if self.kind == "vocab":  # token ids at and beyond the vocabulary, and negative
+            return [("vocab:64", lambda: self.good() + 64), ("vocab:-1", lambda: -self.good() - 1)]
         table = FLOAT_CASES if self.kind == "float" else CODE_CASES
         out = [(c, lambda f=f: f(self.good())) for c, f in table.items() if c not in self.skip]
         if self.ndim is not None:
@@ -506,6 +509,12 @@ def _llm_tensor_rows() -> list[Row]:
             "size"),
         Row("llm.rotation.incoherence_matrix", "n", rotation.incoherence_matrix, lambda: 8,
             "size"),
+        Row("llm.perplexity", "ids",
+            lambda i: harness.perplexity(_tiny_llama(), i, context_len=8, progress=False),
+            lambda: IDS.flatten(), "code", skip=("empty",)),
+        Row("llm.perplexity", "ids",  # token ids outside the vocabulary
+            lambda i: harness.perplexity(_tiny_llama(), i, context_len=8, progress=False),
+            lambda: IDS.flatten(), "vocab"),
         Row("llm.calibration_batches", "ids", lambda i: harness.calibration_batches(i, 2, 8),
             lambda: IDS.flatten(), "code", skip=("empty",)),
     ]
@@ -557,7 +566,7 @@ PENDING = {
     "llm.hqq.hqq_quantize_", "llm.kv.capture_kv", "llm.kv.kv_bytes_per_token",
     "llm.kv.kv_dims", "llm.kv.quantize_kv_", "llm.linear_input_absmax",
     "llm.llm_int8.LLMInt8Linear", "llm.lowrank.lowrank_correct_", "llm.norm_linear_pairs",
-    "llm.perplexity", "llm.qlora.NF4Linear", "llm.qlora.QLoRALinear",
+    "llm.qlora.NF4Linear", "llm.qlora.QLoRALinear",
     "llm.qlora.lora_parameters", "llm.qlora.prepare_qlora_", "llm.qlora.train_lora",
     "llm.results.RowCache", "llm.results.RowSpec", "llm.results.block_linear_bits",
     "llm.results.code_fingerprint", "llm.results.format_table",

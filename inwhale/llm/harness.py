@@ -121,6 +121,18 @@ def _as_1d_ids(ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
     return ids.long()
 
 
+def _check_vocab(ids: torch.Tensor, model: nn.Module, name: str = "ids") -> torch.Tensor:
+    """``ValueError`` if a token id lies outside ``[0, vocab)`` of ``model``'s input embedding
+    (the embedding lookup would fail with a raw ``IndexError`` deep inside the model)."""
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    vocab = getattr(emb, "num_embeddings", None)
+    if vocab is not None and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise ValueError(f"{name} must be token ids in [0, {vocab}) (the model's vocabulary), "
+                         f"got values in [{int(ids.min())}, {int(ids.max())}]")
+    return ids
+
+
 # ---------------------------------------------------------------------------------------------
 # perplexity
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +211,7 @@ def perplexity(
         >>> result.n_tokens          # 8 windows x 511 scored tokens        # doctest: +SKIP
         4088
     """
-    ids = _as_1d_ids(ids)
+    ids = _check_vocab(_as_1d_ids(ids), model)
     if ids.numel() < 2:
         raise ValueError(f"ids must hold at least 2 tokens, got {ids.numel()}")
     if context_len < 2:
