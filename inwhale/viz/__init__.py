@@ -8,11 +8,13 @@
 * :func:`frame_slider` — an explorer with one slider.
 * :func:`live_slider` — an ipywidgets panel that needs a kernel; on the static page it shows
   its start picture and says so.
+* :func:`markdown_table` / :func:`show_table` — a results table as Markdown, pipes escaped.
 """
 
 from inwhale.viz.explorer import Explorer, dropdown, explorer, radio, slider
 from inwhale.viz.plots import book_style, error_histogram, staircase
 from inwhale.viz.sliders import frame_slider, live_slider
+from inwhale.viz.tables import markdown_table, show_table
 
 __all__ = [
     "Explorer",
@@ -22,7 +24,9 @@ __all__ = [
     "explorer",
     "frame_slider",
     "live_slider",
+    "markdown_table",
     "radio",
+    "show_table",
     "slider",
     "staircase",
 ]
