@@ -83,6 +83,7 @@ def relative_error(x: torch.Tensor, xhat: torch.Tensor) -> float:
     >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]))   # 1 / 5
     0.2
     """
+    check_tensor(x, "x"), check_tensor(xhat, "xhat")
     x, xhat = _pair(x, xhat)
     diff, ref = float((x - xhat).norm()), float(x.norm())
     if diff == 0.0:

@@ -580,15 +580,9 @@ PENDING = {
     "ptq.prepare",
 }
 
-# Cases known to end in something other than a clear error, with the reason they stay open.
-KNOWN_OTHER = {
-    **{f"ptq.smooth_pair_[act_absmax]-{c}": "ptq/smoothing.py is being merged with "
-       "llm/smoothquant.py (issue 12); the check lands with that merge"
-       for c in ("nan", "inf", "empty", "int", "complex", "none")},
-    **{f"llm.lowrank.relative_error[xhat]-{c}": "the re-export of inwhale.metrics."
-       "relative_error (issue 12's merged helper, not in this issue's files): NaN/inf/int/"
-       "complex are not checked there yet" for c in ("nan", "inf", "empty", "int", "complex")},
-}
+# Cases known to end in something other than a clear error, with the reason they stay open
+# (none today; an entry is a strict xfail, so it fails once the case is fixed).
+KNOWN_OTHER: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.ptq._layers import check_layer
 
 __all__ = ["smooth_pair_", "smoothing_scales"]
@@ -58,6 +59,7 @@ def smooth_pair_(prev: nn.Module, nxt: nn.Module, act_absmax: torch.Tensor,
     data (e.g. with ``MinMaxObserver(granularity=PerAxis(-1))``). In place; returns ``s``.
     """
     check_layer(prev, "prev"), check_layer(nxt, "nxt")
+    check_tensor(act_absmax, "act_absmax")
     s = smoothing_scales(act_absmax.to(nxt.weight.device), nxt.weight, alpha)
     prev.weight.div_(s.view((-1,) + (1,) * (prev.weight.ndim - 1)))
     if prev.bias is not None:
