@@ -17,13 +17,21 @@ CHAPTER = ROOT / "book" / "part3" / "02_predictive_quantization.ipynb"
 
 
 def _texts(nb: nbformat.NotebookNode) -> list[str]:
+    """Per cell, its printed text and the ``text/plain`` of its result, in order.
+
+    A cell's stream output is joined into one string first: how the kernel splits a print into
+    stream messages depends on timing (a loaded machine sends the newline in a message of its
+    own), and that is not a difference in what the chapter printed. Displayed objects (an
+    explorer's live widgets, figures) are left out: their numbers are printed or glued.
+    """
     out = []
     for i, cell in enumerate(nb.cells):
-        for o in cell.get("outputs", []):
-            if o.get("output_type") == "stream":
-                out.append(f"{i}:{o['text']}")
-            elif "text/plain" in o.get("data", {}):
-                out.append(f"{i}:{o['data']['text/plain']}")
+        streams = "".join(o["text"] for o in cell.get("outputs", [])
+                          if o.get("output_type") == "stream")
+        if streams:
+            out.append(f"{i}:{streams}")
+        out += [f"{i}:{o['data']['text/plain']}" for o in cell.get("outputs", [])
+                if o.get("output_type") == "execute_result" and "text/plain" in o["data"]]
     return out
 
 
