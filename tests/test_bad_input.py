@@ -199,12 +199,12 @@ ROWS: list[Row] = [
     Row("formats.alaw_decode", "code", F.alaw_decode, lambda: A_CODES, "code",
         defined={"empty": _empty_out}),
     # minifloats: the docstring defines NaN → NaN (or the format's max when it has no NaN)
-    Row("formats.quantize_minifloat", "x", lambda x: F.quantize_minifloat(x, F.FP8_E4M3),
+    Row("formats.minifloat_quantize", "x", lambda x: F.minifloat_quantize(x, F.FP8_E4M3),
         lambda: W(16), defined={"nan": _propagates_nan, "inf": lambda o: True, **EMPTY_OK}),
-    Row("formats.encode_minifloat", "x", lambda x: F.encode_minifloat(x, F.FP8_E4M3),
+    Row("formats.minifloat_encode", "x", lambda x: F.minifloat_encode(x, F.FP8_E4M3),
         lambda: W(16), defined={"nan": lambda o: True, "inf": lambda o: True, **EMPTY_OK}),
-    Row("formats.decode_minifloat", "codes", lambda c: F.decode_minifloat(c, F.FP8_E4M3),
-        lambda: F.encode_minifloat(W(16), F.FP8_E4M3), "code",
+    Row("formats.minifloat_decode", "codes", lambda c: F.minifloat_decode(c, F.FP8_E4M3),
+        lambda: F.minifloat_encode(W(16), F.FP8_E4M3), "code",
         defined={"empty": _empty_out}),
     Row("formats.MinifloatFormat", "exp_bits", lambda b: F.MinifloatFormat(b, 3), lambda: 4,
         "bits", bad=()),
@@ -332,9 +332,9 @@ ROWS: list[Row] = [
     Row("ptq.progressive_calibrate_", "x",
         lambda x: P.progressive_calibrate_(_prepared(), x), lambda: W(16, 8),
         ndim=lambda: W(16, 5)),
-    Row("ptq.calibrate", "batches", lambda b: P.calibrate(_prepared(), [b]), lambda: W(16, 8),
+    Row("ptq.calibrate_", "batches", lambda b: P.calibrate_(_prepared(), [b]), lambda: W(16, 8),
         ndim=lambda: W(16, 5)),
-    Row("ptq.quantize_ptq", "batches", lambda b: P.quantize_ptq(_mlp(), P.QConfig(), [b]),
+    Row("ptq.ptq_quantize", "batches", lambda b: P.ptq_quantize(_mlp(), P.QConfig(), [b]),
         lambda: W(16, 8), ndim=lambda: W(16, 5)),
     Row("ptq.QConfig", "weight_bits", lambda b: P.QConfig(weight_bits=b),
         lambda: 8, "bits"),
@@ -408,7 +408,7 @@ def _llm_rows() -> list[Row]:
 
     G = gguf_formats
     rows = [Row(f"llm.gguf_formats.{f.__name__}", "x", f, lambda: W(256)) for f in (
-        G.quantize_q8_0, G.quantize_q4_0, G.quantize_q4_1, G.quantize_q4_k, G.quantize_q6_k)]
+        G.q8_0_quantize, G.q4_0_quantize, G.q4_1_quantize, G.q4_k_quantize, G.q6_k_quantize)]
     rows += [Row("llm.gguf_formats.encode", "x", lambda x, f=f: G.encode(x, f), lambda: W(256))
              for f in ("Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")]
     return [
@@ -494,7 +494,7 @@ def _llm_tensor_rows() -> list[Row]:
         Row("llm.lowrank.relative_error", "xhat",
             lambda w: lowrank.relative_error(W(8, 64), w), lambda: W(8, 64, seed=1),
             ndim=lambda: W(64)),
-        Row("llm.kv.fake_quantize_kv", "x", lambda x: kv.fake_quantize_kv(x, 8, spec),
+        Row("llm.kv.kv_fake_quantize", "x", lambda x: kv.kv_fake_quantize(x, 8, spec),
             lambda: W(2, 5, 16), ndim=lambda: W(16)),
         Row("llm.kv.kv_relative_error", "x", lambda x: kv.kv_relative_error(x, spec),
             lambda: W(2, 5, 2, 8), ndim=lambda: W(5, 8)),
@@ -557,14 +557,14 @@ PENDING = {
     "llm.awq.awq_clip_qparams", "llm.awq.awq_quantize_", "llm.awq.awq_scale_search",
     "llm.awq.collect_awq_stats", "llm.block_linears", "llm.capture_linear_inputs",
     "llm.decoder_blocks", "llm.find_linears", "llm.for_each_linear_input",
-    "llm.gguf_formats.decode", "llm.gguf_formats.dequantize_q4_0",
-    "llm.gguf_formats.dequantize_q4_1", "llm.gguf_formats.dequantize_q4_k",
-    "llm.gguf_formats.dequantize_q6_k", "llm.gguf_formats.dequantize_q8_0",
+    "llm.gguf_formats.decode", "llm.gguf_formats.q4_0_dequantize",
+    "llm.gguf_formats.q4_1_dequantize", "llm.gguf_formats.q4_k_dequantize",
+    "llm.gguf_formats.q6_k_dequantize", "llm.gguf_formats.q8_0_dequantize",
     "llm.gptq.collect_hessians", "llm.gptq.gptq_quantize_", "llm.gptq.gptq_quantize_weights",
     "llm.harness.BlockInputs", "llm.harness.GramAccumulator", "llm.harness.LastInputMemo",
     "llm.harness.first_block_inputs", "llm.harness.intra_op_threads", "llm.harness.run_block",
     "llm.hqq.hqq_quantize_", "llm.kv.capture_kv", "llm.kv.kv_bytes_per_token",
-    "llm.kv.kv_dims", "llm.kv.quantize_kv_", "llm.linear_input_absmax",
+    "llm.kv.kv_dims", "llm.kv.kv_quantize_", "llm.linear_input_absmax",
     "llm.llm_int8.LLMInt8Linear", "llm.lowrank.lowrank_correct_", "llm.norm_linear_pairs",
     "llm.qlora.NF4Linear", "llm.qlora.QLoRALinear",
     "llm.qlora.lora_parameters", "llm.qlora.prepare_qlora_", "llm.qlora.train_lora",
@@ -575,7 +575,7 @@ PENDING = {
     "llm.smoothquant.smooth_", "llm.smoothquant.smoothing_factors", "llm.stats.weight_stats",
     "llm.storage.fake_quantize_for_storage_", "llm.storage.load_quantized",
     "llm.storage.save_float", "llm.storage.unpack_linear_weight",
-    "llm.zeroquant.zeroquant_quantize_", "ptq.convert", "ptq.equalize_pair_",
+    "llm.zeroquant.zeroquant_quantize_", "ptq.convert_", "ptq.equalize_pair_",
     "ptq.equalize_sequential_", "ptq.fold_bn", "ptq.fold_bn_sequential", "ptq.integerize",
     "ptq.prepare",
 }

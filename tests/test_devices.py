@@ -104,8 +104,8 @@ def _entry_points() -> dict:
         torch.manual_seed(0)
         model = ptq.prepare(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)),
                             ptq.QConfig())
-        ptq.calibrate(model, [torch.randn(32, 8)])
-        model, xs = ptq.convert(model), torch.randn(4, 8)
+        ptq.calibrate_(model, [torch.randn(32, 8)])
+        model, xs = ptq.convert_(model), torch.randn(4, 8)
         return lambda: ptq.integerize(model)(xs)
 
     def module(m, *inputs):

@@ -12,9 +12,9 @@ from inwhale.formats.minifloat import (
     FP8_E4M3,
     FP8_E5M2,
     MinifloatFormat,
-    decode_minifloat,
-    encode_minifloat,
-    quantize_minifloat,
+    minifloat_decode,
+    minifloat_encode,
+    minifloat_quantize,
 )
 
 FP8 = [(FP8_E4M3, torch.float8_e4m3fn), (FP8_E5M2, torch.float8_e5m2)]
@@ -54,23 +54,23 @@ def critical_points(fmt: MinifloatFormat) -> torch.Tensor:
 def test_fp8_matches_torch_on_random_bit_patterns(fmt, dtype):
     x = random_fp32_patterns(2**21, seed=1)  # NaN, ±inf, subnormals, everything
     ref = x.to(dtype)
-    assert bool(same_bits(quantize_minifloat(x, fmt), ref.float()).all())
-    assert torch.equal(encode_minifloat(x, fmt), ref.view(torch.uint8))
+    assert bool(same_bits(minifloat_quantize(x, fmt), ref.float()).all())
+    assert torch.equal(minifloat_encode(x, fmt), ref.view(torch.uint8))
 
 
 @pytest.mark.parametrize(("fmt", "dtype"), FP8, ids=["e4m3fn", "e5m2"])
 def test_fp8_matches_torch_at_every_tie_and_boundary(fmt, dtype):
     x = critical_points(fmt)
     ref = x.to(dtype)
-    assert bool(same_bits(quantize_minifloat(x, fmt), ref.float()).all())
-    assert torch.equal(encode_minifloat(x, fmt), ref.view(torch.uint8))
+    assert bool(same_bits(minifloat_quantize(x, fmt), ref.float()).all())
+    assert torch.equal(minifloat_encode(x, fmt), ref.view(torch.uint8))
 
 
 @pytest.mark.parametrize(("fmt", "dtype"), FP8, ids=["e4m3fn", "e5m2"])
 def test_fp8_decode_matches_torch_for_all_256_patterns(fmt, dtype):
     codes = torch.arange(256, dtype=torch.uint8)
     ref = codes.view(dtype).float()
-    assert bool(same_bits(decode_minifloat(codes, fmt), ref).all())
+    assert bool(same_bits(minifloat_decode(codes, fmt), ref).all())
 
 
 def test_fp8_overflow_rules_of_torch():
@@ -84,14 +84,14 @@ def test_fp8_overflow_rules_of_torch():
 
 def test_non_saturating_e4m3_overflows_to_nan():
     fmt = dataclasses.replace(FP8_E4M3, saturate=False)
-    out = quantize_minifloat(torch.tensor([464.0, 464.1, 480.0, torch.inf, -1e9]), fmt)
+    out = minifloat_quantize(torch.tensor([464.0, 464.1, 480.0, torch.inf, -1e9]), fmt)
     assert out[0].item() == 448.0  # a tie rounds to the even mantissa 1.110₂ · 2^8
     assert bool(out[1:].isnan().all())
 
 
 def test_saturating_e5m2_clamps():
     fmt = dataclasses.replace(FP8_E5M2, saturate=True)
-    out = quantize_minifloat(torch.tensor([61440.0, torch.inf, -1e9]), fmt)
+    out = minifloat_quantize(torch.tensor([61440.0, torch.inf, -1e9]), fmt)
     assert out.tolist() == [57344.0, 57344.0, -57344.0]
 
 
@@ -104,9 +104,9 @@ def test_saturating_e5m2_clamps():
 def test_generic_format_reproduces_ieee_half_and_bfloat16(fmt, dtype):
     x = torch.cat([random_fp32_patterns(2**19, seed=2), critical_points(fmt)[:200_000]])
     ref = x.to(dtype)
-    assert bool(same_bits(quantize_minifloat(x, fmt), ref.float()).all())
+    assert bool(same_bits(minifloat_quantize(x, fmt), ref.float()).all())
     num = ~x.isnan()  # torch keeps NaN payload bits; we encode one canonical NaN
-    assert torch.equal(encode_minifloat(x[num], fmt).to(torch.int16), ref[num].view(torch.int16))
+    assert torch.equal(minifloat_encode(x[num], fmt).to(torch.int16), ref[num].view(torch.int16))
 
 
 # OCP MX spec v1.0, section 5.3: the element formats' parameters.
@@ -138,7 +138,7 @@ def test_fp4_rounding_by_hand():
     x = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 100.0, -0.26, -0.0])
     # ties to even mantissa: 0.25→0, 0.75→1 (1.0 = 1.0₂), 1.25→1, 1.75→2, 2.5→2, 3.5→4, 5→4
     expect = [0.0, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 6.0, -0.5, -0.0]
-    out = quantize_minifloat(x, FP4_E2M1)
+    out = minifloat_quantize(x, FP4_E2M1)
     assert out.tolist() == expect
     assert torch.signbit(out[-1])
 
@@ -146,8 +146,8 @@ def test_fp4_rounding_by_hand():
 def test_encode_decode_round_trip_every_format():
     for fmt in (FP8_E4M3, FP8_E5M2, FP6_E3M2, FP6_E2M3, FP4_E2M1):
         codes = torch.arange(2**fmt.total_bits)
-        vals = decode_minifloat(codes, fmt)
-        back = encode_minifloat(vals, fmt)
+        vals = minifloat_decode(codes, fmt)
+        back = minifloat_encode(vals, fmt)
         finite = torch.isfinite(vals)
         assert torch.equal(back[finite].long(), codes[finite])
 
@@ -160,8 +160,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="has_inf"):
         MinifloatFormat(5, 2, has_inf=True)
     with pytest.raises(TypeError, match="floating"):
-        quantize_minifloat(torch.tensor([1, 2]), FP8_E4M3)
+        minifloat_quantize(torch.tensor([1, 2]), FP8_E4M3)
     with pytest.raises(ValueError, match="NaN"):
-        encode_minifloat(torch.tensor([torch.nan]), FP4_E2M1)
+        minifloat_encode(torch.tensor([torch.nan]), FP4_E2M1)
     with pytest.raises(ValueError, match="codes"):
-        decode_minifloat(torch.tensor([16]), FP4_E2M1)
+        minifloat_decode(torch.tensor([16]), FP4_E2M1)

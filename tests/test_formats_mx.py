@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inwhale.formats.minifloat import FP4_E2M1, FP8_E4M3, quantize_minifloat
+from inwhale.formats.minifloat import FP4_E2M1, FP8_E4M3, minifloat_quantize
 from inwhale.formats.mx import (
     MX_FORMATS,
     MXFP4_E2M1,
@@ -44,7 +44,7 @@ def test_mxfp4_block_by_hand():
     x = torch.linspace(-1, 1, 32) * 7.9  # amax 7.9: ⌊log₂ 7.9⌋ = 2, X = 2^(2−2) = 1
     t = mx_quantize(x, MXFP4_E2M1)
     assert t.shared_exp.item() == 0
-    expect = quantize_minifloat(x, FP4_E2M1)  # X = 1: plain E2M1 with saturation (7.9 → 6)
+    expect = minifloat_quantize(x, FP4_E2M1)  # X = 1: plain E2M1 with saturation (7.9 → 6)
     assert torch.equal(t.dequantize(), expect)
     assert t.dequantize().abs().max().item() == 6.0
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inwhale.formats.minifloat import FP8_E4M3, quantize_minifloat
+from inwhale.formats.minifloat import FP8_E4M3, minifloat_quantize
 from inwhale.formats.nf4 import (
     nf4_bits_per_param,
     nf4_quantize,
@@ -76,7 +76,7 @@ def test_double_quantization_reconstructs_constants_by_hand():
     assert torch.equal(mu_stored, mu) and q8.numel() == 512 and c2.numel() == 2
     blocks = (c - mu).view(2, 256)
     amax2 = blocks.abs().amax(dim=1, keepdim=True)
-    ref = quantize_minifloat(blocks / amax2 * 448, FP8_E4M3) / 448 * amax2 + mu
+    ref = minifloat_quantize(blocks / amax2 * 448, FP8_E4M3) / 448 * amax2 + mu
     assert torch.allclose(dq.absmax, ref.flatten(), rtol=0, atol=1e-9)
     # the weight error grows only a little
     e_plain = float(((plain.dequantize() - w) ** 2).mean())

@@ -17,11 +17,11 @@ from inwhale.llm.gguf_formats import (
     BLOCK_BYTES,
     QK_K,
     decode,
-    dequantize_q4_k,
-    dequantize_q6_k,
     encode,
-    quantize_q4_k,
-    quantize_q6_k,
+    q4_k_dequantize,
+    q4_k_quantize,
+    q6_k_dequantize,
+    q6_k_quantize,
 )
 
 gguf = require("gguf")
@@ -59,7 +59,7 @@ def test_bytes_decode_identically_through_gguf() -> None:
 
 def test_every_value_is_the_nearest_stored_level() -> None:
     x = _data(1)
-    b = quantize_q6_k(x)
+    b = q6_k_quantize(x)
     dec = torch.from_numpy(gq.dequantize(b.numpy(), T.Q6_K)).reshape(-1, 16)  # (n*16, 16)
     sigma = b[:, 192:208].contiguous().view(torch.int8).float()  # (n, 16) int8 scales
     d = torch.from_numpy(b[:, 208:210].numpy().copy().view(np.float16).astype(np.float32))
@@ -75,8 +75,8 @@ def test_every_value_is_the_nearest_stored_level() -> None:
 def test_search_beats_no_search_and_stays_near_a_grid_search() -> None:
     torch.manual_seed(2)
     x = torch.distributions.StudentT(3.0).sample((512, 256)) * 0.02  # heavy-tailed weights
-    searched = _mse(dequantize_q6_k(quantize_q6_k(x)), x)
-    plain = _mse(dequantize_q6_k(quantize_q6_k(x, search=False)), x)
+    searched = _mse(q6_k_dequantize(q6_k_quantize(x)), x)
+    plain = _mse(q6_k_dequantize(q6_k_quantize(x, search=False)), x)
     # reference: per sub-block of 16, the MSE-best of 81 steps x_max/-k, k in [28, 36],
     # float32 step (Q6_K stores it as an 8-bit fraction of an fp16 d)
     sub = x.reshape(-1, 16)
@@ -99,37 +99,37 @@ def test_error_between_q8_0_and_q4_0() -> None:
 
 def test_reencoding_a_decoded_tensor_is_stable() -> None:
     x = _data(4)
-    b1 = quantize_q6_k(x)
-    x1 = dequantize_q6_k(b1).reshape(x.shape)
-    b2 = quantize_q6_k(x1)
-    x2 = dequantize_q6_k(b2).reshape(x.shape)
+    b1 = q6_k_quantize(x)
+    x1 = q6_k_dequantize(b1).reshape(x.shape)
+    b2 = q6_k_quantize(x1)
+    x2 = q6_k_dequantize(b2).reshape(x.shape)
     assert _mse(x2, x1) < 0.01 * _mse(x1, x)  # the second pass moves values by far less
     assert float((b2 == b1).all(1).float().mean()) > 0.6  # most super-blocks: same bytes
-    b3 = quantize_q6_k(x2)
+    b3 = q6_k_quantize(x2)
     assert float((b3 == b2).all(1).float().mean()) > 0.95  # and it settles
 
 
 def test_edge_cases() -> None:
-    z = quantize_q6_k(torch.zeros(2 * QK_K))
+    z = q6_k_quantize(torch.zeros(2 * QK_K))
     assert torch.equal(z, torch.zeros(2, 210, dtype=torch.uint8))
     spike = torch.zeros(QK_K)
     spike[100] = 0.5
-    assert torch.equal(dequantize_q6_k(quantize_q6_k(spike)).reshape(-1), spike)  # exact
-    assert torch.equal(quantize_q6_k(torch.ones(QK_K, dtype=torch.float16)),
-                       quantize_q6_k(torch.ones(QK_K)))
+    assert torch.equal(q6_k_dequantize(q6_k_quantize(spike)).reshape(-1), spike)  # exact
+    assert torch.equal(q6_k_quantize(torch.ones(QK_K, dtype=torch.float16)),
+                       q6_k_quantize(torch.ones(QK_K)))
 
 
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="multiple of 256"):
         encode(torch.zeros(255), "Q6_K")
     with pytest.raises(ValueError, match="multiple of 256"):
-        quantize_q6_k(torch.zeros(32))
+        q6_k_quantize(torch.zeros(32))
     with pytest.raises(TypeError, match="floating"):
-        quantize_q6_k(torch.zeros(256, dtype=torch.int32))
+        q6_k_quantize(torch.zeros(256, dtype=torch.int32))
     with pytest.raises(ValueError, match="overflows float16"):
-        quantize_q6_k(torch.full((256,), 1e12))
+        q6_k_quantize(torch.full((256,), 1e12))
     with pytest.raises(ValueError, match="finite"):
-        quantize_q6_k(torch.full((256,), float("nan")))
+        q6_k_quantize(torch.full((256,), float("nan")))
 
 
 def test_real_smollm2_weights() -> None:
@@ -146,7 +146,7 @@ def test_real_smollm2_weights() -> None:
     errs = {f: _mse(decode(encode(w, f), f, tuple(w.shape)), w) for f in ("Q8_0", "Q6_K", "Q4_0")}
     assert errs["Q8_0"] < errs["Q6_K"] < errs["Q4_0"] / 8
     searched = errs["Q6_K"]
-    assert searched < _mse(dequantize_q6_k(quantize_q6_k(w, search=False)), w)
+    assert searched < _mse(q6_k_dequantize(q6_k_quantize(w, search=False)), w)
 
 
 # ---- Q4_K ------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_q4_k_bytes_decode_identically_through_gguf() -> None:
 
 def test_q4_k_every_value_is_the_nearest_stored_level() -> None:
     x = _data(6)
-    b = quantize_q4_k(x)
+    b = q4_k_quantize(x)
     dec = torch.from_numpy(gq.dequantize(b.numpy(), T.Q4_K)).reshape(-1, 32)  # (n*8, 32)
     # scales and mins read back through gguf's own unpacking of the 12 scale bytes
     sc, mn = (torch.from_numpy(t.astype(np.float32)) for t in
@@ -181,7 +181,7 @@ def test_q4_k_every_value_is_the_nearest_stored_level() -> None:
 def test_q4_k_beats_q4_0_at_the_same_bits_and_min_max_int4() -> None:
     torch.manual_seed(2)
     x = torch.distributions.StudentT(3.0).sample((512, 256)) * 0.02
-    q4k = _mse(dequantize_q4_k(quantize_q4_k(x)), x)
+    q4k = _mse(q4_k_dequantize(q4_k_quantize(x)), x)
     assert q4k < _mse(decode(encode(x, "Q4_0"), "Q4_0", tuple(x.shape)), x)  # both 4.5 bits
     # reference: min-max asymmetric 4-bit per 32 with float32 scale and zero point
     from inwhale import PerGroup, choose_qparams, fake_quantize
@@ -194,4 +194,4 @@ def test_q4_k_bad_input() -> None:
     with pytest.raises(ValueError, match="multiple of 256 elements for Q4_K"):
         encode(torch.zeros(32), "Q4_K")
     with pytest.raises(ValueError, match="overflows float16"):
-        quantize_q4_k(torch.linspace(0, 1e12, 256))
+        q4_k_quantize(torch.linspace(0, 1e12, 256))

@@ -14,11 +14,11 @@ from torch import nn
 from inwhale.llm.kv import (
     KVSpec,
     capture_kv,
-    fake_quantize_kv,
     kv_bytes_per_token,
     kv_dims,
+    kv_fake_quantize,
+    kv_quantize_,
     kv_relative_error,
-    quantize_kv_,
 )
 
 HEAD_DIM = 16
@@ -86,7 +86,7 @@ def logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# fake_quantize_kv == reference
+# kv_fake_quantize == reference
 # ---------------------------------------------------------------------------------------------
 
 
@@ -96,7 +96,7 @@ def logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 def test_fake_quantize_kv_matches_torch_kernel(bits, axis, group_size, symmetric):
     torch.manual_seed(bits)
     x = torch.randn(3, 11, 2 * HEAD_DIM) * torch.linspace(0.1, 5.0, 2 * HEAD_DIM)
-    got = fake_quantize_kv(x, HEAD_DIM, KVSpec(bits, axis, group_size, symmetric))
+    got = kv_fake_quantize(x, HEAD_DIM, KVSpec(bits, axis, group_size, symmetric))
     want = reference_kv(x, HEAD_DIM, bits, axis, group_size, symmetric)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     assert not torch.equal(got, x)  # it did quantize
@@ -104,7 +104,7 @@ def test_fake_quantize_kv_matches_torch_kernel(bits, axis, group_size, symmetric
 
 def test_fake_quantize_kv_keeps_dtype_and_shape():
     x = torch.randn(2, 5, 32, dtype=torch.float16)
-    y = fake_quantize_kv(x, HEAD_DIM, KVSpec(8, "channel"))
+    y = kv_fake_quantize(x, HEAD_DIM, KVSpec(8, "channel"))
     assert y.dtype == torch.float16 and y.shape == x.shape
 
 
@@ -124,7 +124,7 @@ def test_hooked_model_matches_reference_model(tiny, keys, values, bits):
         if values is not None:
             attn.v_proj = RefQuant(attn.v_proj, bits=bits, axis=values)
     want = logits(ref, ids)
-    with quantize_kv_(model, bits=bits, keys=keys, values=values) as handle:
+    with kv_quantize_(model, bits=bits, keys=keys, values=values) as handle:
         got = logits(model, ids)
     assert len(handle.layers) == 2 * (2 if values else 1)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
@@ -134,7 +134,7 @@ def test_hooked_model_matches_reference_model(tiny, keys, values, bits):
 def test_remove_restores_identical_logits(tiny):
     model, ids = tiny
     before = logits(model, ids)
-    handle = quantize_kv_(model, bits=2, keys="channel", values="token", group_size=8)
+    handle = kv_quantize_(model, bits=2, keys="channel", values="token", group_size=8)
     assert not torch.allclose(logits(model, ids), before, atol=1e-3)
     handle.remove()
     handle.remove()  # idempotent
@@ -145,9 +145,9 @@ def test_remove_restores_identical_logits(tiny):
 def test_sixteen_bits_is_nearly_the_float_model(tiny):
     model, ids = tiny
     before = logits(model, ids)
-    with quantize_kv_(model, bits=16, keys="channel", values="token"):
+    with kv_quantize_(model, bits=16, keys="channel", values="token"):
         torch.testing.assert_close(logits(model, ids), before, rtol=0, atol=1e-4)
-    with quantize_kv_(model, bits=4, keys=None, values=None) as handle:  # nothing hooked
+    with kv_quantize_(model, bits=4, keys=None, values=None) as handle:  # nothing hooked
         assert torch.equal(logits(model, ids), before) and handle.layers == []
 
 
@@ -227,7 +227,7 @@ def tiny_config():
 def test_bad_arguments_name_the_argument(tiny, kwargs, error, word):
     model, _ = tiny
     with pytest.raises(error, match=word):
-        quantize_kv_(model, **kwargs)
+        kv_quantize_(model, **kwargs)
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -237,9 +237,9 @@ def test_bad_spec_and_inputs():
     with pytest.raises(ValueError, match="axis"):
         KVSpec(4, "tokens")
     with pytest.raises(ValueError, match="head_dim"):
-        fake_quantize_kv(torch.randn(2, 3, 20), 16, KVSpec())
+        kv_fake_quantize(torch.randn(2, 3, 20), 16, KVSpec())
     with pytest.raises(TypeError, match="spec"):
-        fake_quantize_kv(torch.randn(2, 3, 16), 16, "token")
+        kv_fake_quantize(torch.randn(2, 3, 16), 16, "token")
     with pytest.raises(ValueError, match="x"):
         kv_relative_error(torch.randn(3, 16), KVSpec())
     with pytest.raises(ValueError, match="tokens_per_scale"):

@@ -16,7 +16,7 @@ from inwhale.models.minilm_eval import (
 )
 from inwhale.nn.fake_quant import FakeQuantize
 from inwhale.nn.modules import swap_layers
-from inwhale.ptq.pipeline import QConfig, calibrate, convert, prepare
+from inwhale.ptq.pipeline import QConfig, calibrate_, convert_, prepare
 
 SKIP = ("pooler.dense",)
 FFN_IN = "encoder.layer.3.intermediate.dense"
@@ -33,7 +33,7 @@ def encoder():
 
 
 def _weight_only(model, bits):
-    return convert(prepare(model, QConfig(bits, mode="weight_only", skip=SKIP)))
+    return convert_(prepare(model, QConfig(bits, mode="weight_only", skip=SKIP)))
 
 
 def test_embed_sorted_matches_embed_one_sentence_at_a_time(encoder):
@@ -65,7 +65,7 @@ def test_weight_only_w8_is_near_lossless_and_fewer_bits_hurt_more(encoder):
 def test_static_range_is_set_by_cls_and_per_token_beats_it(encoder):
     model, tok, evals, calib, e_float = encoder
     ids = [tok(s, return_tensors="pt")["input_ids"] for s in calib]
-    static = convert(calibrate(prepare(model, QConfig(8, 8, skip=SKIP)), ids))
+    static = convert_(calibrate_(prepare(model, QConfig(8, 8, skip=SKIP)), ids))
     # the calibrated input range of the FFN is set by the [CLS] token: without it, far smaller
     seen = []
     h = model.get_submodule(FFN_IN).register_forward_pre_hook(lambda m, a: seen.append(a[0][0]))
@@ -83,7 +83,7 @@ def test_static_range_is_set_by_cls_and_per_token_beats_it(encoder):
 
     wfq = lambda layer: FakeQuantize(8, symmetric=True, narrow_range=True, granularity=PerAxis(0))
     afq = lambda layer: FakeQuantize(8, dynamic=True, granularity=PerToken())
-    per_token = convert(swap_layers(model, wfq, afq, skip=SKIP))
+    per_token = convert_(swap_layers(model, wfq, afq, skip=SKIP))
     c_static = embedding_agreement(embed_sorted(evals, static, tok), e_float)["cosine"]
     c_token = embedding_agreement(embed_sorted(evals, per_token, tok), e_float)["cosine"]
     assert 0.95 < c_static < c_token

@@ -140,8 +140,8 @@ def test_smoothing_keeps_function_and_balances_ranges():
 def test_progressive_calibration_with_bias_correction_helps_at_2_bits():
     m = trained("mlp")
     Xtr, _, Xte, yte = split()
-    from inwhale.ptq.pipeline import quantize_ptq
-    plain = accuracy(quantize_ptq(m, QConfig(2, 8), [Xtr[:512]]), Xte, yte)
+    from inwhale.ptq.pipeline import ptq_quantize
+    plain = accuracy(ptq_quantize(m, QConfig(2, 8), [Xtr[:512]]), Xte, yte)
     prog = progressive_calibrate_(prepare(m, QConfig(2, 8)), Xtr[:512], bias_correction=True)
     assert accuracy(prog, Xte, yte) > plain + 0.02
     # progressive without corrections uses upstream-quantized inputs for the ranges

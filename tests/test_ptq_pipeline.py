@@ -10,9 +10,9 @@ from torch import nn
 import inwhale
 from inwhale.models import accuracy
 from inwhale.nn import FakeQuantize, QuantConv2d, QuantLinear
-from inwhale.ptq import QConfig, calibrate, convert, fold_bn, fold_bn_sequential, prepare
+from inwhale.ptq import QConfig, calibrate_, convert_, fold_bn, fold_bn_sequential, prepare
 from inwhale.ptq.integer import fixed_point_multiply, integerize, quantize_multiplier
-from inwhale.ptq.pipeline import quantize_ptq
+from inwhale.ptq.pipeline import ptq_quantize
 
 
 def test_prepare_swaps_layers_and_leaves_original():
@@ -29,7 +29,7 @@ def test_prepare_swaps_layers_and_leaves_original():
 def test_static_equals_hand_fake_quant():
     m = trained("mlp")
     Xtr, _, Xte, _ = split()
-    q = quantize_ptq(m, QConfig(4, 8), [Xtr[:256]])
+    q = ptq_quantize(m, QConfig(4, 8), [Xtr[:256]])
     # reference: every layer by hand with the core functions and calibrated ranges
     h, ref = Xtr[:256], Xte[:64]
     layers = [m[1], m[3], m[5]]
@@ -49,19 +49,19 @@ def test_static_equals_hand_fake_quant():
 def test_modes():
     m = trained("mlp")
     Xtr, _ytr, Xte, yte = split()
-    w_only = quantize_ptq(m, QConfig(8, mode="weight_only"), [Xtr[:128]])
+    w_only = ptq_quantize(m, QConfig(8, mode="weight_only"), [Xtr[:128]])
     assert w_only[1].act_fq is None
-    dyn = quantize_ptq(m, QConfig(8, 8, mode="dynamic"), [Xtr[:128]])
+    dyn = ptq_quantize(m, QConfig(8, 8, mode="dynamic"), [Xtr[:128]])
     x = Xte[:5]
     qa = inwhale.choose_qparams(x.flatten(1), bits=8)
     assert torch.equal(dyn[1].act_fq(x.flatten(1)), inwhale.fake_quantize(x.flatten(1), qa))
     f = accuracy(m, Xte, yte)
-    for q in (w_only, dyn, quantize_ptq(m, QConfig(8, 8), [Xtr[:128]])):
+    for q in (w_only, dyn, ptq_quantize(m, QConfig(8, 8), [Xtr[:128]])):
         assert abs(accuracy(q, Xte, yte) - f) < 0.02  # W8A8 is within 2 points of float
     with pytest.raises(ValueError, match="mode"):
         QConfig(mode="bogus")
     with pytest.raises(ValueError, match="batches"):
-        calibrate(prepare(m, QConfig()), [])
+        calibrate_(prepare(m, QConfig()), [])
 
 
 def test_bn_fold_equals_conv_then_bn():
@@ -110,7 +110,7 @@ def test_integer_pipeline_within_one_lsb_of_fake_quant(kind):
     if kind == "cnn":
         m = fold_bn_sequential(m)
     Xtr, _ytr, Xte, _yte = split()
-    q = quantize_ptq(m, QConfig(8, 8), [Xtr[:256]])
+    q = ptq_quantize(m, QConfig(8, 8), [Xtr[:256]])
     out = FakeQuantize(8)
     out(q(Xtr[:256]))
     oqp = out.freeze().qparams()
@@ -126,10 +126,10 @@ def test_integer_pipeline_within_one_lsb_of_fake_quant(kind):
 
 def test_integerize_rejects_batch_norm_and_unfrozen():
     m = trained("cnn")
-    q = quantize_ptq(m, QConfig(8, 8), [split()[0][:64]])
+    q = ptq_quantize(m, QConfig(8, 8), [split()[0][:64]])
     with pytest.raises(TypeError, match="batch norm"):
         integerize(q)
     lin = QuantLinear.from_float(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="FakeQuantize"):
         integerize(nn.Sequential(lin))
-    _ = convert  # the converted path is covered above
+    _ = convert_  # the converted path is covered above

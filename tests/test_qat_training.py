@@ -7,7 +7,7 @@ from torch import nn
 from inwhale.device import seed_everything
 from inwhale.models import DigitsTransformer, accuracy, train_classifier
 from inwhale.nn import FakeQuantize, QuantLinear, swap_layers
-from inwhale.ptq import QConfig, quantize_ptq
+from inwhale.ptq import QConfig, ptq_quantize
 from inwhale.qat import PACT, LSQQuantizer, kurtosis_loss
 
 
@@ -22,7 +22,7 @@ def _qat(model, wf, af, epochs=3):
 def test_lsq_pact_beat_ptq_at_2_bits():
     m = trained("mlp")
     Xtr, _, Xte, yte = split()
-    ptq = accuracy(quantize_ptq(m, QConfig(2, 2), [Xtr[:512]]), Xte, yte)
+    ptq = accuracy(ptq_quantize(m, QConfig(2, 2), [Xtr[:512]]), Xte, yte)
     lsq = _qat(m, lambda layer: LSQQuantizer(2, per_channel=True),
                lambda layer: LSQQuantizer(2, signed=False))
     pact = _qat(m, lambda layer: LSQQuantizer(2, per_channel=True), lambda layer: PACT(2, 2.0))

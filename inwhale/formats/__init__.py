@@ -10,6 +10,7 @@
 * :mod:`~inwhale.formats.nf4` — NormalFloat 4 with blockwise absmax and double quantization.
 """
 
+from inwhale.formats import minifloat as _minifloat
 from inwhale.formats.codebook import dequantize_codes, nearest_codes
 from inwhale.formats.companding import (
     a_law_compress,
@@ -37,9 +38,9 @@ from inwhale.formats.minifloat import (
     FP8_E4M3,
     FP8_E5M2,
     MinifloatFormat,
-    decode_minifloat,
-    encode_minifloat,
-    quantize_minifloat,
+    minifloat_decode,
+    minifloat_encode,
+    minifloat_quantize,
 )
 from inwhale.formats.mx import (
     MX_FORMATS,
@@ -55,6 +56,11 @@ from inwhale.formats.mx import (
     mx_quantize,
 )
 from inwhale.formats.nf4 import NF4Tensor, nf4_bits_per_param, nf4_quantize, nf4_values
+
+# Old names, importable for one release (inwhale._deprecated); not in __all__.
+quantize_minifloat = _minifloat.quantize_minifloat
+encode_minifloat = _minifloat.encode_minifloat
+decode_minifloat = _minifloat.decode_minifloat
 
 __all__ = [
     "FP4_E2M1",
@@ -82,13 +88,14 @@ __all__ = [
     "alaw_decode",
     "alaw_encode",
     "companded_fake_quantize",
-    "decode_minifloat",
     "density_lloyd_max",
     "dequantize_codes",
-    "encode_minifloat",
     "gaussian_lloyd_max",
     "kmeans_share",
     "lloyd_max_samples",
+    "minifloat_decode",
+    "minifloat_encode",
+    "minifloat_quantize",
     "mu_law_compress",
     "mu_law_expand",
     "mulaw_decode",
@@ -102,6 +109,5 @@ __all__ = [
     "pot_fake_quantize",
     "pot_matmul_shift",
     "pot_quantize",
-    "quantize_minifloat",
     "train_lut",
 ]

@@ -18,7 +18,7 @@ what the top exponent ``E = 2^e − 1`` means:
   top binade holds finite values, which buys E4M3 its range up to 448.
 * **finite only** (FP6, FP4): every pattern is a number.
 
-Conversion (:func:`quantize_minifloat`) rounds to nearest, ties to even, as IEEE 754
+Conversion (:func:`minifloat_quantize`) rounds to nearest, ties to even, as IEEE 754
 ``roundTiesToEven``: with ``k = max(⌊log₂|x|⌋, 1 − β)`` and ``u = 2^(k − m)`` (the spacing
 in ``x``'s binade, or the subnormal step),
 
@@ -40,7 +40,7 @@ Glossary: ``e`` exponent bits, ``m`` mantissa bits, ``β`` exponent bias (defaul
 Worked example, FP4 E2M1 (β = 1): values 0, 0.5, 1, 1.5, 2, 3, 4, 6. ``2.5`` is a tie
 between 2 (mantissa 0, even) and 3 → 2; ``5`` is a tie between 4 and 6 → 4; 7 → 6.
 
->>> quantize_minifloat(torch.tensor([2.5, 5.0, 7.0, 0.2, -0.3]), FP4_E2M1)
+>>> minifloat_quantize(torch.tensor([2.5, 5.0, 7.0, 0.2, -0.3]), FP4_E2M1)
 tensor([ 2.0000,  4.0000,  6.0000,  0.0000, -0.5000])
 """
 
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 import torch
 
+from inwhale._deprecated import renamed
 from inwhale.core.checks import check_codes
 
 
@@ -163,7 +164,7 @@ def _spacing(a: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     return _pow2(torch.clamp(_floor_log2(a), min=fmt.emin) - fmt.man_bits)
 
 
-def quantize_minifloat(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
+def minifloat_quantize(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     """Round ``x`` to the nearest value of ``fmt`` (ties to even), as real numbers.
 
     Formula in the module docstring. Computed in float64 (exact for float32 input), returned
@@ -178,9 +179,9 @@ def quantize_minifloat(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
         Tensor like ``x`` holding only values of ``fmt`` (and ±inf / NaN where the format
         has them).
 
-    >>> quantize_minifloat(torch.tensor([300.0, 460.0, 470.0, 1e6]), FP8_E4M3)
+    >>> minifloat_quantize(torch.tensor([300.0, 460.0, 470.0, 1e6]), FP8_E4M3)
     tensor([288., 448., 448., 448.])
-    >>> quantize_minifloat(torch.tensor([57344.0, 61439.0, 61440.0]), FP8_E5M2)
+    >>> minifloat_quantize(torch.tensor([57344.0, 61439.0, 61440.0]), FP8_E5M2)
     tensor([57344., 57344.,    inf])
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -200,17 +201,17 @@ def quantize_minifloat(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     return torch.copysign(q, xd).to(x.dtype)
 
 
-def encode_minifloat(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
+def minifloat_encode(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     """Round ``x`` to ``fmt`` and return the bit patterns ``s|E|M`` as integers.
 
     Patterns are returned as ``uint8`` for formats of ≤ 8 bits (FP4/FP6 use the low bits),
     ``int32`` otherwise. NaN encodes as the all-ones magnitude (``0x7F`` for FP8) with the
     input's sign, as PyTorch does; a NaN input to a format without NaN raises.
 
-    >>> encode_minifloat(torch.tensor([1.0, -0.5, 448.0]), FP8_E4M3).tolist()
+    >>> minifloat_encode(torch.tensor([1.0, -0.5, 448.0]), FP8_E4M3).tolist()
     [56, 176, 126]
     """
-    q = quantize_minifloat(x, fmt).double()
+    q = minifloat_quantize(x, fmt).double()
     nan = torch.isnan(q)
     if bool(nan.any()) and not fmt.has_nan:
         raise ValueError(f"x holds NaN, which format {fmt.name or fmt} cannot encode")
@@ -227,10 +228,10 @@ def encode_minifloat(x: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     return bits.to(torch.uint8 if fmt.total_bits <= 8 else torch.int32)
 
 
-def decode_minifloat(codes: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
+def minifloat_decode(codes: torch.Tensor, fmt: MinifloatFormat) -> torch.Tensor:
     """Bit patterns → float32 values, by lookup in :meth:`MinifloatFormat.values`.
 
-    >>> decode_minifloat(torch.tensor([56, 176, 126, 127], dtype=torch.uint8), FP8_E4M3)
+    >>> minifloat_decode(torch.tensor([56, 176, 126, 127], dtype=torch.uint8), FP8_E4M3)
     tensor([  1.0000,  -0.5000, 448.0000,      nan])
     """
     c = check_codes(codes, "codes", 0, 2**fmt.total_bits - 1).to(torch.int64)
@@ -255,7 +256,13 @@ __all__ = [
     "FP8_E4M3",
     "FP8_E5M2",
     "MinifloatFormat",
-    "decode_minifloat",
-    "encode_minifloat",
-    "quantize_minifloat",
+    "minifloat_decode",
+    "minifloat_encode",
+    "minifloat_quantize",
 ]
+
+
+# Old names (verb first), importable for one release; see inwhale._deprecated.
+quantize_minifloat = renamed(minifloat_quantize, "quantize_minifloat")
+encode_minifloat = renamed(minifloat_encode, "encode_minifloat")
+decode_minifloat = renamed(minifloat_decode, "decode_minifloat")

@@ -51,7 +51,7 @@ from inwhale.formats.minifloat import (
     FP8_E4M3,
     FP8_E5M2,
     MinifloatFormat,
-    quantize_minifloat,
+    minifloat_quantize,
 )
 
 SCALE_BITS = 8  # E8M0
@@ -86,7 +86,7 @@ class MXFormat:
         """``Q_elem``: round scaled elements ``V/X`` to the element grid, saturating."""
         if self.element is None:  # INT8, implicit scale 2^-6, symmetric range
             return torch.clamp(torch.round(v * 64.0), -127, 127) / 64.0
-        return quantize_minifloat(v, dataclasses.replace(self.element, saturate=True))
+        return minifloat_quantize(v, dataclasses.replace(self.element, saturate=True))
 
 
 def _mx_format(name: str, elem: MinifloatFormat) -> MXFormat:

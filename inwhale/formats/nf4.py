@@ -47,7 +47,7 @@ import torch
 
 from inwhale.core.checks import check_group_size, check_tensor
 from inwhale.formats.codebook import dequantize_codes, nearest_codes
-from inwhale.formats.minifloat import FP8_E4M3, decode_minifloat, encode_minifloat
+from inwhale.formats.minifloat import FP8_E4M3, minifloat_decode, minifloat_encode
 
 
 def nf_offset(bits: int = 4) -> float:
@@ -145,8 +145,8 @@ def double_quantize_absmax(absmax: torch.Tensor, block_size2: int = 256):
     mu = absmax.mean()
     blocks = _blocks(absmax - mu, block_size2)  # (n2, B₂)
     c2 = blocks.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-    q8 = encode_minifloat(blocks / c2 * FP8_E4M3.max_finite, FP8_E4M3)
-    rec = decode_minifloat(q8, FP8_E4M3) / FP8_E4M3.max_finite * c2 + mu
+    q8 = minifloat_encode(blocks / c2 * FP8_E4M3.max_finite, FP8_E4M3)
+    rec = minifloat_decode(q8, FP8_E4M3) / FP8_E4M3.max_finite * c2 + mu
     return rec.flatten()[: absmax.numel()], (q8, c2.flatten(), mu)
 
 

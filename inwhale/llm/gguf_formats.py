@@ -46,7 +46,7 @@ i.e. 6.5625 bits/weight. In each half of 128 weights, weight ``l + 32 i`` (``l <
 ``i < 4``) takes its low nibble from ``ql[l + 32 (i % 2)]`` (low nibble for ``i < 2``, high
 for ``i >= 2``) and its high bits from bits ``2i, 2i+1`` of ``qh[l]``.
 
-The Q6_K encoder (:func:`quantize_q6_k`) follows ``quantize_row_q6_K_ref`` in two levels:
+The Q6_K encoder (:func:`q6_k_quantize`) follows ``quantize_row_q6_K_ref`` in two levels:
 
 1. **Sub-block scale search** (llama.cpp's ``make_qx_quants(16, 32, x, L, rmse_type=1)``).
    For a sub-block :math:`x_1..x_{16}` with signed extreme :math:`x_{max}` (largest
@@ -72,9 +72,9 @@ The Q6_K encoder (:func:`quantize_q6_k`) follows ``quantize_row_q6_K_ref`` in tw
 :math:`d = \\max_k s_k / 63`, :math:`d_{min} = \\max_k m_k / 63` (the format's rule). The
 per-sub-block :math:`(s_k, m_k)` come from llama.cpp's ``make_qkx2_quants``: 21 candidate steps,
 each with a weighted least-squares fit of scale and offset, importance
-:math:`w_i = \\sqrt{\\overline{x^2}} + |x_i|` (:func:`quantize_q4_k`).
+:math:`w_i = \\sqrt{\\overline{x^2}} + |x_i|` (:func:`q4_k_quantize`).
 
-In :func:`quantize_q6_k`, ``search=False`` skips step 1's search (``rmse_type=0``:
+In :func:`q6_k_quantize`, ``search=False`` skips step 1's search (``rmse_type=0``:
 :math:`s = x_{max}/-32`), the baseline that shows what the search buys. The ``gguf``
 package has no K-quant quantizer, so both encoders are checked through the package's
 *decoders* (``tests/test_gguf_kquant.py``).
@@ -95,13 +95,28 @@ import dataclasses
 
 import torch
 
+from inwhale._deprecated import renamed
 from inwhale.core import PerAxis, QParams, pack_codes, qparams_from_range, quantize, unpack_codes
 from inwhale.core.checks import check_tensor
 from inwhale.rounding import NearestRounding
 
-__all__ = ["BLOCK_BYTES", "QK", "QK_K", "decode", "dequantize_q4_0", "dequantize_q4_1",
-           "dequantize_q4_k", "dequantize_q6_k", "dequantize_q8_0", "encode", "quantize_q4_0",
-           "quantize_q4_1", "quantize_q4_k", "quantize_q6_k", "quantize_q8_0"]
+__all__ = [
+    "BLOCK_BYTES",
+    "QK",
+    "QK_K",
+    "decode",
+    "encode",
+    "q4_0_dequantize",
+    "q4_0_quantize",
+    "q4_1_dequantize",
+    "q4_1_quantize",
+    "q4_k_dequantize",
+    "q4_k_quantize",
+    "q6_k_dequantize",
+    "q6_k_quantize",
+    "q8_0_dequantize",
+    "q8_0_quantize",
+]
 
 QK = 32
 QK_K = 256
@@ -147,15 +162,15 @@ def _unpack_nibbles(b: torch.Tensor) -> torch.Tensor:
     return torch.cat([q[..., 0], q[..., 1]], dim=-1)
 
 
-def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
+def q8_0_quantize(x: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` (numel divisible by 32) to Q8_0 bytes ``(n_blocks, 34)``.
 
     ``d = max|x|/127`` is the core's symmetric narrow-range scale without the core's ε
     floor (llama.cpp's rule, also for tiny blocks); codes ``round(x·(1/d))`` use ties away
     from zero. An all-zero block stores ``d = 0`` and codes 0.
 
-    >>> b = quantize_q8_0(torch.linspace(-1, 1, 32))
-    >>> b.shape, dequantize_q8_0(b)[0, -1].item()   # fp16 d = 1/127 rounded
+    >>> b = q8_0_quantize(torch.linspace(-1, 1, 32))
+    >>> b.shape, q8_0_dequantize(b)[0, -1].item()   # fp16 d = 1/127 rounded
     (torch.Size([1, 34]), 0.99993896484375)
     """
     blocks = _blocks(x, "Q8_0", limit=65504 * 127)  # (n, 32); d = max|x|/127 in fp16
@@ -168,17 +183,17 @@ def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([_fp16_bytes(d), codes.view(torch.uint8)], dim=1)
 
 
-def dequantize_q8_0(b: torch.Tensor) -> torch.Tensor:
+def q8_0_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q8_0 bytes ``(n_blocks, 34)`` to float32 ``(n_blocks, 32)``: ``d * q``."""
     return _fp16_from(b[:, :2]) * b[:, 2:].contiguous().view(torch.int8).float()
 
 
-def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
+def q4_0_quantize(x: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` to Q4_0 bytes ``(n_blocks, 18)``: ``d = x[argmax|x|] / -8``,
     ``q = trunc(x/d + 8.5)`` clipped to [0, 15].
 
     >>> x = torch.arange(32.0) - 16            # largest magnitude -16 -> d = 2, code 0
-    >>> dequantize_q4_0(quantize_q4_0(x))[0, :3]
+    >>> q4_0_dequantize(q4_0_quantize(x))[0, :3]
     tensor([-16., -14., -14.])
     """
     blocks = _blocks(x, "Q4_0", limit=65504 * 8)  # d = x[argmax|x|] / -8 in fp16
@@ -189,17 +204,17 @@ def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([_fp16_bytes(d), _pack_nibbles(q)], dim=1)
 
 
-def dequantize_q4_0(b: torch.Tensor) -> torch.Tensor:
+def q4_0_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q4_0 bytes ``(n_blocks, 18)``: ``d * (q - 8)``."""
     return _fp16_from(b[:, :2]) * (_unpack_nibbles(b[:, 2:]).float() - 8)
 
 
-def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
+def q4_1_quantize(x: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` to Q4_1 bytes ``(n_blocks, 20)``: ``d = (max - min)/15``, ``m = min``,
     ``q = trunc((x - m)/d + 0.5)`` clipped to [0, 15].
 
     >>> x = torch.arange(32.0) / 31 * 15 + 1    # min 1, max 16 -> d = 1, m = 1
-    >>> dequantize_q4_1(quantize_q4_1(x))[0, :4]
+    >>> q4_1_dequantize(q4_1_quantize(x))[0, :4]
     tensor([1., 1., 2., 2.])
     """
     blocks = _blocks(x, "Q4_1", limit=65504)  # m = min(x) and d = range / 15 in fp16
@@ -210,12 +225,12 @@ def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([_fp16_bytes(d), _fp16_bytes(lo), _pack_nibbles(q)], dim=1)
 
 
-def dequantize_q4_1(b: torch.Tensor) -> torch.Tensor:
+def q4_1_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q4_1 bytes ``(n_blocks, 20)``: ``d * q + m``."""
     return _fp16_from(b[:, :2]) * _unpack_nibbles(b[:, 4:]).float() + _fp16_from(b[:, 2:4])
 
 
-def dequantize_q6_k(b: torch.Tensor) -> torch.Tensor:
+def q6_k_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q6_K bytes ``(n_blocks, 210)`` to float32 ``(n_blocks, 256)``:
     ``d * scale[k] * (q - 32)`` with ``q`` rebuilt from ``ql`` and ``qh`` (module docstring)."""
     ql, qh = b[:, :128].long(), b[:, 128:192].long()  # (n, 128), (n, 64)
@@ -315,7 +330,7 @@ def _pack_q6_k_codes(q: torch.Tensor) -> torch.Tensor:
     return torch.cat([ql.reshape(n, 128), qh.reshape(n, 64)], dim=1)
 
 
-def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
+def q6_k_quantize(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     """Encode ``x`` (numel divisible by 256) to Q6_K bytes ``(n_blocks, 210)``.
 
     Two levels (module docstring): float sub-block scales ``s_k`` from the weighted search,
@@ -328,13 +343,13 @@ def quantize_q6_k(x: torch.Tensor, search: bool = True) -> torch.Tensor:
     top two bits in ``qh``) and decoding gives level ``c`` of each sub-block.
 
     >>> x = torch.linspace(-1, 1, 256)
-    >>> b = quantize_q6_k(x)
+    >>> b = q6_k_quantize(x)
     >>> def all_codes(c):                       # the same scales, every code set to c
     ...     lo, hi = c & 0xF, c >> 4
     ...     return torch.cat([b[:, :128] * 0 + (lo | lo << 4), b[:, 128:192] * 0 + hi * 0x55,
     ...                       b[:, 192:]], dim=1)
-    >>> grid = torch.cat([dequantize_q6_k(all_codes(c)) for c in range(64)])   # (64, 256)
-    >>> b.shape, torch.equal((dequantize_q6_k(b)[0] - x).abs(), (grid - x).abs().amin(0))
+    >>> grid = torch.cat([q6_k_dequantize(all_codes(c)) for c in range(64)])   # (64, 256)
+    >>> b.shape, torch.equal((q6_k_dequantize(b)[0] - x).abs(), (grid - x).abs().amin(0))
     (torch.Size([1, 210]), True)
     """
     blocks = _super_blocks(x, "Q6_K", limit=65504 * 128 * 32)  # (n, 256); d = ~x_max/4096
@@ -376,7 +391,7 @@ def _pack_q4_k_scale_min(sc: torch.Tensor, mn: torch.Tensor) -> torch.Tensor:
     return b.to(torch.uint8)
 
 
-def dequantize_q4_k(b: torch.Tensor) -> torch.Tensor:
+def q4_k_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q4_K bytes ``(n_blocks, 144)`` to float32 ``(n_blocks, 256)``:
     ``d * sc[k] * q - dmin * m[k]`` for sub-block ``k`` (32 weights) of the super-block.
 
@@ -429,7 +444,7 @@ def _search_scale_min(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, t
     return torch.where(flat, 0.0, s_best).squeeze(1), torch.where(flat, -lo, m_best).squeeze(1)
 
 
-def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
+def q4_k_quantize(x: torch.Tensor) -> torch.Tensor:
     """Encode ``x`` (numel divisible by 256) to Q4_K bytes ``(n_blocks, 144)``, 4.5 bits/weight.
 
     Per sub-block of 32: a scale ``s_k`` and offset ``m_k >= 0`` (``x ~ s_k q - m_k``) from
@@ -442,10 +457,10 @@ def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
     follows from the bytes (every 4-bit code set to ``c``, decoded, is level ``c``):
 
     >>> x = torch.linspace(-1, 1, 256)
-    >>> b = quantize_q4_k(x)
-    >>> grid = torch.cat([dequantize_q4_k(torch.cat([b[:, :16], b[:, 16:] * 0 + (c | c << 4)],
+    >>> b = q4_k_quantize(x)
+    >>> grid = torch.cat([q4_k_dequantize(torch.cat([b[:, :16], b[:, 16:] * 0 + (c | c << 4)],
     ...                                             dim=1)) for c in range(16)])  # (16, 256)
-    >>> torch.equal((dequantize_q4_k(b)[0] - x).abs(), (grid - x).abs().amin(0))
+    >>> torch.equal((q4_k_dequantize(b)[0] - x).abs(), (grid - x).abs().amin(0))
     True
     """
     blocks = _super_blocks(x, "Q4_K", limit=65504 * 63 * 15 / 2)  # (n, 256); d ~ range/945
@@ -468,11 +483,11 @@ def quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
 
 
 _CODECS = {
-    "Q8_0": (quantize_q8_0, dequantize_q8_0),
-    "Q4_0": (quantize_q4_0, dequantize_q4_0),
-    "Q4_1": (quantize_q4_1, dequantize_q4_1),
-    "Q4_K": (quantize_q4_k, dequantize_q4_k),
-    "Q6_K": (quantize_q6_k, dequantize_q6_k),
+    "Q8_0": (q8_0_quantize, q8_0_dequantize),
+    "Q4_0": (q4_0_quantize, q4_0_dequantize),
+    "Q4_1": (q4_1_quantize, q4_1_dequantize),
+    "Q4_K": (q4_k_quantize, q4_k_dequantize),
+    "Q6_K": (q6_k_quantize, q6_k_dequantize),
 }
 
 
@@ -499,3 +514,16 @@ def decode(b: torch.Tensor, fmt: str, shape: tuple[int, ...] | None = None) -> t
     b = b.reshape(-1, BLOCK_BYTES[fmt] if fmt in BLOCK_BYTES else 1)
     out = _codec(fmt)[1](b)
     return out.reshape(shape) if shape is not None else out.reshape(-1)
+
+
+# Old names (verb first), importable for one release; see inwhale._deprecated.
+quantize_q4_0 = renamed(q4_0_quantize, "quantize_q4_0")
+quantize_q4_1 = renamed(q4_1_quantize, "quantize_q4_1")
+quantize_q4_k = renamed(q4_k_quantize, "quantize_q4_k")
+quantize_q6_k = renamed(q6_k_quantize, "quantize_q6_k")
+quantize_q8_0 = renamed(q8_0_quantize, "quantize_q8_0")
+dequantize_q4_0 = renamed(q4_0_dequantize, "dequantize_q4_0")
+dequantize_q4_1 = renamed(q4_1_dequantize, "dequantize_q4_1")
+dequantize_q4_k = renamed(q4_k_dequantize, "dequantize_q4_k")
+dequantize_q6_k = renamed(q6_k_dequantize, "dequantize_q6_k")
+dequantize_q8_0 = renamed(q8_0_dequantize, "dequantize_q8_0")

@@ -79,7 +79,6 @@ from inwhale.llm.harness import (
     intra_op_threads,
     run_block,
 )
-from inwhale.llm.rtn import rtn_weight  # noqa: F401  (the baseline; chapters import it from here)
 
 __all__ = [
     "GPTQResult",
@@ -246,6 +245,7 @@ def gptq_quantize_weight(
     Edge cases: with ``H = c·I`` no error is propagated (``Hinv`` is diagonal) and GPTQ is
     exactly round-to-nearest. A column with ``H_jj = 0`` is zeroed (its input is always 0).
 
+    >>> from inwhale.llm.rtn import rtn_weight
     >>> W = torch.tensor([[1.0, -0.3, 0.2, 0.7]])
     >>> torch.equal(gptq_quantize_weight(W, torch.eye(4), bits=2, group_size=None).Q,
     ...             rtn_weight(W, bits=2, group_size=None))

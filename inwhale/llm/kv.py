@@ -52,8 +52,8 @@ Glossary: ``B`` batch, ``T`` tokens, ``H`` key/value heads, ``d`` head_dim, ``C 
 channels of a ``k_proj`` output, ``b`` bits, ``s`` scale, ``z`` zero point.
 
 Example:
-    >>> from inwhale.llm.kv import quantize_kv_                          # doctest: +SKIP
-    >>> with quantize_kv_(model, bits=4, keys="channel", values="token"):  # doctest: +SKIP
+    >>> from inwhale.llm.kv import kv_quantize_                          # doctest: +SKIP
+    >>> with kv_quantize_(model, bits=4, keys="channel", values="token"):  # doctest: +SKIP
     ...     print(perplexity(model, eval_ids))
 """
 
@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inwhale._deprecated import renamed
 from inwhale.core import Granularity, PerAxis, PerGroup, PerToken, choose_qparams, fake_quantize
 from inwhale.core.checks import check_bits, check_group_size, check_tensor
 
@@ -73,11 +74,11 @@ __all__ = [
     "KVHandle",
     "KVSpec",
     "capture_kv",
-    "fake_quantize_kv",
     "kv_bytes_per_token",
     "kv_dims",
+    "kv_fake_quantize",
+    "kv_quantize_",
     "kv_relative_error",
-    "quantize_kv_",
 ]
 
 AXES = ("token", "channel")
@@ -125,7 +126,7 @@ def _check_head_dim(channels: int, head_dim: int) -> None:
 
 
 @torch.no_grad()
-def fake_quantize_kv(x: torch.Tensor, head_dim: int, spec: KVSpec) -> torch.Tensor:
+def kv_fake_quantize(x: torch.Tensor, head_dim: int, spec: KVSpec) -> torch.Tensor:
     """Fake-quantize a key or value projection output ``x`` of shape ``(..., T, H*d)``.
 
     ``axis="token"``: view ``x`` as ``(..., T, H, d)``; one ``(s, z)`` per ``(..., t, h)``
@@ -140,10 +141,10 @@ def fake_quantize_kv(x: torch.Tensor, head_dim: int, spec: KVSpec) -> torch.Tens
     per channel, channel 1 gets its own step ``s = 0.2`` and survives:
 
     >>> x = torch.tensor([[[3.0, 0.2], [2.9, -0.4]]])                 # (B=1, T=2, C=2)
-    >>> fake_quantize_kv(x, 2, KVSpec(bits=2, axis="token"))
+    >>> kv_fake_quantize(x, 2, KVSpec(bits=2, axis="token"))
     tensor([[[3.0000, 0.0000],
              [3.3000, 0.0000]]])
-    >>> fake_quantize_kv(x, 2, KVSpec(bits=2, axis="channel"))
+    >>> kv_fake_quantize(x, 2, KVSpec(bits=2, axis="channel"))
     tensor([[[ 3.0000,  0.2000],
              [ 3.0000, -0.4000]]])
     """
@@ -197,7 +198,7 @@ def _modules_ending(model: nn.Module, suffix: str, name: str) -> dict[str, nn.Mo
 
 
 class KVHandle:
-    """The hooks installed by :func:`quantize_kv_`; ``remove()`` them, or use it in ``with``.
+    """The hooks installed by :func:`kv_quantize_`; ``remove()`` them, or use it in ``with``.
 
     Attributes:
         keys, values: the :class:`KVSpec` applied (``None``: left in float).
@@ -224,7 +225,7 @@ class KVHandle:
         return f"KVHandle(keys={self.keys}, values={self.values}, {len(self.layers)} hooks)"
 
 
-def quantize_kv_(
+def kv_quantize_(
     model: nn.Module,
     bits: int = 4,
     keys: str | KVSpec | None = "channel",
@@ -261,7 +262,7 @@ def quantize_kv_(
         >>> toy = nn.Sequential()
         >>> toy.k_proj = nn.Linear(4, 4)
         >>> x = torch.randn(1, 3, 4)
-        >>> with quantize_kv_(toy, bits=8, keys="token", values=None, head_dim=2):
+        >>> with kv_quantize_(toy, bits=8, keys="token", values=None, head_dim=2):
         ...     y = toy(x)
         >>> bool((y - toy(x)).abs().max() < 0.05), bool(torch.equal(toy(x), toy(x)))
         (True, True)
@@ -285,7 +286,7 @@ def quantize_kv_(
 
     def hook_for(spec: KVSpec) -> Callable[..., torch.Tensor]:
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-            return fake_quantize_kv(output, head_dim, spec)
+            return kv_fake_quantize(output, head_dim, spec)
 
         return hook
 
@@ -335,7 +336,7 @@ def capture_kv(
 def kv_relative_error(x: torch.Tensor, spec: KVSpec) -> float:
     """Relative error ``‖x − x̂‖_F / ‖x‖_F`` of fake-quantizing captured K or V ``(B, T, H, d)``.
 
-    The keys of the :func:`fake_quantize_kv` example, 2 bits: per token 0.143, per channel 0.024.
+    The keys of the :func:`kv_fake_quantize` example, 2 bits: per token 0.143, per channel 0.024.
 
     >>> x = torch.tensor([[[[3.0, 0.2]], [[2.9, -0.4]]]])            # (B=1, T=2, H=1, d=2)
     >>> round(kv_relative_error(x, KVSpec(2, "token")), 3)
@@ -346,7 +347,7 @@ def kv_relative_error(x: torch.Tensor, spec: KVSpec) -> float:
     check_tensor(x, "x")
     if x.ndim != 4:
         raise ValueError(f"x must have shape (B, T, H, d), got {tuple(x.shape)}")
-    xq = fake_quantize_kv(x.flatten(-2), x.shape[-1], spec).unflatten(-1, x.shape[-2:])
+    xq = kv_fake_quantize(x.flatten(-2), x.shape[-1], spec).unflatten(-1, x.shape[-2:])
     return float((x - xq).norm() / x.norm().clamp_min(1e-30))
 
 
@@ -409,3 +410,8 @@ def kv_bytes_per_token(
     per_head = sum(_bytes_per_head_token(s, head_dim, tokens_per_scale, param_bytes)
                    for s in (keys, values))
     return float(layers * kv_heads * per_head)
+
+
+# Old names (verb first), importable for one release; see inwhale._deprecated.
+quantize_kv_ = renamed(kv_quantize_, "quantize_kv_")
+fake_quantize_kv = renamed(kv_fake_quantize, "fake_quantize_kv")

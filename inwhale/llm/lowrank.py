@@ -63,7 +63,6 @@ __all__ = [
     "lowrank_correct",
     "lowrank_correct_",
     "quantized_svd",
-    "relative_error",
     "truncated_svd",
 ]
 

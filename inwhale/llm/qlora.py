@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inwhale.core import pack_codes
-from inwhale.formats.minifloat import FP8_E4M3, decode_minifloat
+from inwhale.formats.minifloat import FP8_E4M3, minifloat_decode
 from inwhale.formats.nf4 import nf4_quantize, nf4_values
 
 __all__ = ["NF4Linear", "QLoRALinear", "lora_parameters", "prepare_qlora_", "train_lora"]
@@ -123,7 +123,7 @@ class NF4Linear(nn.Module):
         :func:`inwhale.formats.nf4.double_quantize_absmax`)."""
         if not self.double_quant:
             return self.absmax
-        scaled = decode_minifloat(self.absmax_q8, FP8_E4M3) / FP8_E4M3.max_finite  # (n_blocks,)
+        scaled = minifloat_decode(self.absmax_q8, FP8_E4M3) / FP8_E4M3.max_finite  # (n_blocks,)
         c2 = self.absmax_c2.repeat_interleave(self.block_size2)[: scaled.numel()]  # one per block
         return scaled * c2 + self.absmax_mu
 

@@ -58,7 +58,7 @@ from inwhale.llm.harness import (
     perplexity,
 )
 from inwhale.llm.hqq import hqq_quantize_
-from inwhale.llm.kv import KVSpec, kv_bytes_per_token, kv_dims, quantize_kv_
+from inwhale.llm.kv import KVSpec, kv_bytes_per_token, kv_dims, kv_quantize_
 from inwhale.llm.llm_int8 import llm_int8_quantize_
 from inwhale.llm.rotation import rotate_model_
 from inwhale.llm.rtn import bits_per_weight, rtn_quantize_
@@ -303,7 +303,7 @@ def _awq(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
 
 
 def _kv(m: nn.Module, shared: _SharedWork, **kw: object) -> None:
-    quantize_kv_(m, keys="channel", values="token", **kw)
+    kv_quantize_(m, keys="channel", values="token", **kw)
 
 
 def _row_specs(model: nn.Module, calib_ids: torch.Tensor, *, bits: tuple[int, ...],

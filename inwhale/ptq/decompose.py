@@ -51,7 +51,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inwhale import metrics
 from inwhale.core import PerAxis, choose_qparams, fake_quantize
 from inwhale.core.checks import check_bits, check_tensor
 
@@ -62,7 +61,6 @@ __all__ = [
     "cp_conv2d",
     "cp_kernel",
     "quantize_weights_",
-    "relative_error",
     "svd_conv2d",
     "svd_factors",
     "svd_linear",
@@ -268,7 +266,8 @@ def cp_als(
     >>> g = torch.Generator().manual_seed(1)
     >>> true = [torch.randn(n, 2, generator=g, dtype=torch.float64) for n in (4, 3, 3, 3)]
     >>> K = cp_kernel(true)
-    >>> relative_error(cp_kernel(cp_als(K, 2, iters=100)), K) < 1e-6
+    >>> from inwhale.metrics import relative_error
+    >>> relative_error(K, cp_kernel(cp_als(K, 2, iters=100))) < 1e-6
     True
     """
     _check_kernel(kernel)
@@ -294,18 +293,6 @@ def cp_als(
             f[n] = f[n] / lam
     share = lam ** 0.25
     return tuple((fn * share).to(kernel.dtype) for fn in f)
-
-
-def relative_error(approx: torch.Tensor, reference: torch.Tensor) -> float:
-    """Old argument order of :func:`inwhale.metrics.relative_error` (``reference`` second).
-
-    Kept only so that existing chapter code runs; new code calls
-    ``inwhale.metrics.relative_error(reference, approx)``, the library's one order.
-
-    >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0]))   # 4 / 3
-    1.3333333333333333
-    """
-    return metrics.relative_error(reference.detach(), approx.detach())
 
 
 # ----------------------------------------------------------------------------------------

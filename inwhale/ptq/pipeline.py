@@ -1,4 +1,4 @@
-"""The post-training quantization (PTQ) pipeline: prepare → calibrate → convert.
+"""The post-training quantization (PTQ) pipeline: prepare → calibrate_ → convert_.
 
 1. **prepare** — copy the float model and swap every ``nn.Linear`` / ``nn.Conv2d`` for a
    :class:`~inwhale.nn.modules.QuantLinear` / ``QuantConv2d`` whose fake quantizers are in
@@ -23,7 +23,7 @@ Weights are symmetric (``z = 0``, narrow range ``[−(2^(b−1)−1), 2^(b−1)�
 
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
 >>> q = prepare(model, QConfig(weight_bits=8, act_bits=8))
->>> _ = calibrate(q, [torch.randn(16, 4)]); q = convert(q)
+>>> _ = calibrate_(q, [torch.randn(16, 4)]); q = convert_(q)
 >>> type(q[0]).__name__, q[0].act_fq.observe
 ('QuantLinear', False)
 """
@@ -37,13 +37,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inwhale._deprecated import renamed
 from inwhale.core.checks import check_bits
 from inwhale.core.granularity import PerAxis, PerTensor
 from inwhale.nn.fake_quant import FakeQuantize
 from inwhale.nn.modules import QuantConv2d, QuantLinear, quant_layers
 from inwhale.observers.base import Observer
 
-__all__ = ["MODES", "QConfig", "calibrate", "convert", "prepare", "quantize_ptq"]
+__all__ = ["MODES", "QConfig", "calibrate_", "convert_", "prepare", "ptq_quantize"]
 
 MODES = ("static", "dynamic", "weight_only")
 
@@ -79,7 +80,7 @@ class QConfig:
         """A symmetric, narrow-range weight quantizer (per output channel by default)."""
         g = PerAxis(0) if self.per_channel else PerTensor()
         fq = FakeQuantize(self.weight_bits, symmetric=True, narrow_range=True, granularity=g)
-        fq.quantize = False  # prepared model = float model until convert
+        fq.quantize = False  # prepared model = float model until convert_
         return fq
 
     def act_fq(self) -> FakeQuantize | None:
@@ -123,7 +124,7 @@ def prepare(model: nn.Module, qconfig: QConfig) -> nn.Module:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
+def calibrate_(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     """Run ``batches`` through a prepared model so its observers record ranges (in place)."""
     model.eval()
     dev = next(model.parameters()).device
@@ -142,7 +143,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-def convert(model: nn.Module) -> nn.Module:
+def convert_(model: nn.Module) -> nn.Module:
     """Freeze every :class:`FakeQuantize` in ``model`` and turn quantization on (in place).
 
     Weight observers that saw nothing (dynamic or weight-only models need no calibration
@@ -159,7 +160,13 @@ def convert(model: nn.Module) -> nn.Module:
     return model
 
 
-def quantize_ptq(model: nn.Module, qconfig: QConfig,
+def ptq_quantize(model: nn.Module, qconfig: QConfig,
                  batches: Iterable[torch.Tensor]) -> nn.Module:
-    """``convert(calibrate(prepare(model, qconfig), batches))`` in one call."""
-    return convert(calibrate(prepare(model, qconfig), batches))
+    """``convert_(calibrate_(prepare(model, qconfig), batches))`` in one call."""
+    return convert_(calibrate_(prepare(model, qconfig), batches))
+
+
+# Old names, importable for one release; see inwhale._deprecated.
+calibrate = renamed(calibrate_, "calibrate")
+convert = renamed(convert_, "convert")
+quantize_ptq = renamed(ptq_quantize, "quantize_ptq")

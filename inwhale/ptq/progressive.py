@@ -1,6 +1,6 @@
 """Progressive (layer-by-layer) calibration.
 
-Plain static calibration (:func:`inwhale.ptq.pipeline.calibrate`) records every activation
+Plain static calibration (:func:`inwhale.ptq.pipeline.calibrate_`) records every activation
 range in one pass of the *float* network. But at inference time layer ``ℓ`` receives the
 output of the *quantized* layers ``1..ℓ−1``, whose errors shift and widen its input. The
 progressive variant calibrates one layer at a time, in order (the sequential scheme used by
