@@ -77,6 +77,23 @@ def _valid_mask(granularity: PerGroup | PerAxis, W: torch.Tensor) -> torch.Tenso
         else torch.ones_like(iv)
 
 
+def _start_qparams(W: torch.Tensor, gran: PerGroup | PerAxis, bits: int,
+                   round_zero: bool) -> QParams:
+    """The min–max start: the core's asymmetric qparams, with the zero point as a float.
+
+    The core rounds the zero point to a whole code. With ``round_zero=False`` (the published
+    method, and the ``hqq`` package's default) the rounding is undone: the start is the real
+    zero point ``q_min − lo'/s`` that maps the (zero-widened) group minimum ``lo'`` exactly onto
+    ``q_min``, from the core's own ``s`` and range.
+    """
+    qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
+    z = qp.zero_point.float()
+    if not round_zero:
+        lo = torch.clamp(gran.reduce(W, "amin"), max=0.0).reshape(z.shape)
+        z = qp.qmin - lo / qp.scale
+    return dataclasses.replace(qp, zero_point=z, zero_point_domain="float")
+
+
 @torch.no_grad()
 def hqq_qparams(
     W: torch.Tensor,
@@ -87,25 +104,55 @@ def hqq_qparams(
     beta: float = 10.0,
     kappa: float = 1.01,
     iters: int = 20,
+    round_zero: bool = False,
+    keep: str = "best",
 ) -> tuple[QParams, list[float]]:
     """Optimize the float zero point of each group of ``W`` (O, I) with equations (2)–(3).
 
-    Starts from the core's asymmetric min–max qparams (unsigned codes ``[0, 2^b − 1]``).
+    Groups are ``group_size`` consecutive columns of one row (the last one shorter when the
+    size does not divide ``I``), or whole rows for ``group_size=None``. The ``hqq`` package's
+    ``axis=1`` instead cuts the *flattened* matrix into groups, which differs only when
+    ``group_size`` does not divide ``I``; ``hqq_qparams(W.reshape(-1, g), group_size=g)``
+    gives its layout.
+
+    Args:
+        W: weight, 2-D floating tensor (O, I), finite.
+        bits: code width; codes are unsigned ``[0, 2^b − 1]``.
+        group_size: columns per group, or ``None`` for one group per row.
+        p: the lp exponent of the error, ``0 < p <= 1``.
+        beta: initial penalty weight ``β > 0``.
+        kappa: growth of ``β`` per iteration (``β ← κβ``), ``κ >= 1``. The blog's 1.01;
+            ``1.0`` keeps ``β`` constant, as ``hqq`` 0.2.x's default solver does.
+        iters: at most this many zero points are evaluated (each followed by an update).
+        round_zero: start from the core's whole-code zero point instead of the exact real
+            one (the ``hqq`` package's ``round_zero``, on in its 4-bit default config).
+        keep: ``"best"`` returns the evaluated zero point with the lowest error;
+            ``"last"`` returns the last update, as the ``hqq`` package does (when it stops
+            early that is two updates past its best).
 
     Returns:
-        ``(qparams, errors)``: QParams with a float32 ``zero_point``; the mean absolute error
-        ``mean|W − Ŵ|`` at each iteration (the loop stops as soon as it rises, keeping the
-        best zero point).
+        ``(qparams, errors)``: QParams with a float32 ``zero_point``
+        (``zero_point_domain="float"``), and ``mean|W − Ŵ|`` of each evaluated zero point
+        until the first one that does not improve on the best (the loop stops there).
+
+    Raises:
+        TypeError: ``W`` is not a floating tensor.
+        ValueError: ``W`` not 2-D, empty or not finite; ``p``, ``beta``, ``kappa``,
+            ``iters`` or ``keep`` out of range.
+
+    Example:
+        >>> W = torch.randn(8, 128) * 0.02
+        >>> qp, errors = hqq_qparams(W, bits=4, group_size=64)
+        >>> qp.zero_point.shape, errors[-1] < errors[0]
+        (torch.Size([8, 2, 1]), True)
     """
     check_tensor(W, "W")
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (out, in), got shape {tuple(W.shape)}")
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    _check_opts(p=p, beta=beta, kappa=kappa, iters=iters, keep=keep)
     gran = PerAxis(0) if group_size is None else PerGroup(group_size)
     W = W.float()
-    qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
-    qp = dataclasses.replace(qp, zero_point=qp.zero_point.float(), zero_point_domain="float")
+    qp = _start_qparams(W, gran, bits, round_zero)
     Wv, s, mask = gran.view(W), qp.scale, _valid_mask(gran, W)        # (O, G, g)
     best, errors = qp, []
     for _ in range(iters):
@@ -120,12 +167,42 @@ def hqq_qparams(
         z = ((Wq - (Wv - We) / s) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True)
         qp = dataclasses.replace(qp, zero_point=z.reshape(qp.zero_point.shape))   # (3)
         beta *= kappa
-    return best, errors
+    return (best if keep == "best" else qp), errors
+
+
+def _check_opts(*, p: float, beta: float, kappa: float, iters: int, keep: str) -> None:
+    """ValueError naming the first HQQ option out of range."""
+    if not 0 < p <= 1:
+        raise ValueError(f"p must be in (0, 1], got {p}")
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if kappa < 1:
+        raise ValueError(f"kappa must be >= 1, got {kappa}")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"iters must be an int >= 1, got {iters!r}")
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
 
 
 def hqq_weight(W: torch.Tensor, *, bits: int = 4, group_size: int | None = 64,
-               **opts: float) -> torch.Tensor:
-    """``Ŵ`` of ``W`` with HQQ-optimized zero points (see :func:`hqq_qparams`), W's dtype."""
+               **opts: float | int | bool | str) -> torch.Tensor:
+    """``Ŵ`` of ``W`` with HQQ-optimized zero points, in W's dtype.
+
+    Args:
+        W: weight (O, I); see :func:`hqq_qparams`.
+        bits: code width.
+        group_size: columns per group, or ``None`` for one group per row.
+        **opts: the other options of :func:`hqq_qparams` (``p``, ``beta``, ``kappa``,
+            ``iters``, ``round_zero``, ``keep``).
+
+    Returns:
+        The dequantized weight, same shape and dtype as ``W``.
+
+    Example:
+        >>> W = torch.randn(4, 64)
+        >>> len(torch.unique(hqq_weight(W, bits=2, group_size=64)[0])) <= 4
+        True
+    """
     qp, _ = hqq_qparams(W, bits=bits, group_size=group_size, **opts)
     return fake_quantize(W.float(), qp).to(W.dtype)
 
@@ -137,15 +214,25 @@ def hqq_quantize_(
     *,
     bits: int = 4,
     group_size: int | None = 64,
-    p: float = 0.7,
-    iters: int = 20,
     progress: bool = True,
+    **opts: float | int | bool | str,
 ) -> QuantReport:
     """HQQ every ``nn.Linear`` of the model's blocks, in place. Calibration-free:
     ``calib_ids`` is ignored (kept for the common signature).
 
-    Returns a :class:`~inwhale.llm.harness.QuantReport` with method ``"hqq"``, settings
-    ``bits``, ``group_size``, and details ``iterations`` (per layer).
+    Args:
+        model: a decoder LM (see :func:`~inwhale.llm.harness.block_linears`).
+        calib_ids: ignored.
+        bits: code width.
+        group_size: columns per group, or ``None`` for one group per row.
+        progress: show a progress bar over the linears.
+        **opts: options of :func:`hqq_qparams` (``p``, ``beta``, ``kappa``, ``iters``,
+            ``round_zero``, ``keep``); their defaults are the published method's.
+
+    Returns:
+        A :class:`~inwhale.llm.harness.QuantReport` with method ``"hqq"``, settings
+        ``bits``, ``group_size`` and the given options, and details ``iterations`` (the
+        number of evaluated zero points, per layer).
     """
     from inwhale._optional import tqdm
 
@@ -155,8 +242,9 @@ def hqq_quantize_(
     iterations = {}
     for name in tqdm(names, desc="HQQ", disable=not progress):
         w = linears[name].weight
-        qp, errs = hqq_qparams(w, bits=bits, group_size=group_size, p=p, iters=iters)
+        qp, errs = hqq_qparams(w, bits=bits, group_size=group_size, **opts)
         w.copy_(fake_quantize(w.float(), qp).to(w.dtype))
         iterations[name] = len(errs)
     return QuantReport("hqq", names, time.perf_counter() - t0,
-                       {"bits": bits, "group_size": group_size}, {"iterations": iterations})
+                       {"bits": bits, "group_size": group_size, **opts},
+                       {"iterations": iterations})
