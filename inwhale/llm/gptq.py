@@ -63,7 +63,7 @@ import time
 import torch
 from torch import nn
 
-from inwhale.core.affine import fake_quantize_view
+from inwhale.core.affine import fake_quantize_view, quantize
 from inwhale.core.checks import check_bits, check_group_size, check_tensor
 from inwhale.core.granularity import PerAxis, PerGroup
 from inwhale.core.qparams import QParams, choose_qparams
@@ -96,12 +96,61 @@ class GPTQResult:
     Attributes:
         Q: the quantized (fake-quantized) weight, float32, shape (O, I), original column order.
         losses: OBS loss per weight ``(w − q)²/Hinv_jj²/2``, shape (O, I), original order.
-        perm: the act-order permutation used (``None`` without act-order).
+        perm: the act-order permutation used (``None`` without act-order): step ``j`` of the
+            column loop quantized original column ``perm[j]``.
+        qparams: the group parameters, from :func:`inwhale.choose_qparams`: ``scale`` and
+            ``zero_point`` of shape (O, G), one column per group (G = 1 without groups).
+        g_idx: int64 (I,): the group of every original column, so column ``c`` was rounded
+            with ``qparams.scale[:, g_idx[c]]`` and ``qparams.zero_point[:, g_idx[c]]``.
+            ``c // group_size`` except with act-order and dynamic groups, where groups are
+            runs of ``group_size`` columns *in the permuted order*.
     """
 
     Q: torch.Tensor
     losses: torch.Tensor
     perm: torch.Tensor | None
+    qparams: QParams
+    g_idx: torch.Tensor
+
+    def column_qparams(self) -> QParams:
+        """The parameters of every column, ``scale[:, g_idx]`` (O, I): what a kernel reads.
+
+        >>> W, H = torch.tensor([[1.0, -0.3, 0.2, 0.7]]), torch.diag(torch.tensor([1., 4, 2, 3]))
+        >>> r = gptq_quantize_weight(W, H, bits=2, group_size=2, act_order=True)
+        >>> r.perm.tolist(), r.g_idx.tolist(), tuple(r.column_qparams().scale.shape)
+        ([1, 3, 2, 0], [1, 0, 1, 0], (1, 4))
+        """
+        qp = self.qparams
+        return dataclasses.replace(qp, scale=qp.scale[:, self.g_idx],
+                                   zero_point=qp.zero_point[:, self.g_idx])
+
+    def codes(self) -> torch.Tensor:
+        """Integer codes (O, I) of ``Q`` (:func:`inwhale.quantize` with :meth:`column_qparams`);
+        ``inwhale.dequantize(r.codes(), r.column_qparams())`` gives ``r.Q`` back exactly."""
+        return quantize(self.Q, self.column_qparams())
+
+
+def _concat_groups(groups: list[QParams]) -> QParams:
+    """The per-group parameters (each scale (…, O, 1)) side by side: scale (…, O, G)."""
+    return dataclasses.replace(groups[0], scale=torch.cat([g.scale for g in groups], -1),
+                               zero_point=torch.cat([g.zero_point for g in groups], -1))
+
+
+def _group_index(I: int, group_size: int | None, perm: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
+    """``g_idx`` (I,): the group of each original column. Groups are runs of ``group_size``
+    loop steps; with a dynamic act-order, step ``j`` is original column ``perm[j]``.
+
+    >>> _group_index(4, 2, torch.tensor([3, 0, 2, 1])).tolist()   # steps 0,1 -> group 0
+    [0, 1, 1, 0]
+    """
+    if group_size is None:
+        return torch.zeros(I, dtype=torch.long)
+    step_group = torch.arange(I) // group_size
+    if perm is None:
+        return step_group
+    g_idx = torch.empty(I, dtype=torch.long)
+    g_idx[perm.cpu()] = step_group
+    return g_idx
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,19 +220,22 @@ def _row_qparams(W: torch.Tensor, bits: int, symmetric: bool) -> QParams:
 
 def _gptq_columns(W: torch.Tensor, U: torch.Tensor, *, bits: int, group_size: int | None,
                   symmetric: bool, blocksize: int, static: QParams | None = None,
-                  perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, QParams]:
     """Equation (3) with lazy batches on one matrix ``W`` (O, I), updated in place.
 
     ``U`` (I, I) is the upper Cholesky factor of the damped inverse Hessian. Column ``j`` is
     rounded with its row's scale and zero point (the whole row's, fixed up front; or its
-    group's, computed when ``j`` starts the group; or, with ``static``, the group of its
-    original index ``perm[j]``); its scaled error ``Err_j`` is spread over the later columns
-    of the lazy batch at once and over the rest of the matrix at the end of the batch.
-    Returns ``(Q, Losses)``, both (O, I), in ``W``'s (possibly permuted) column order.
+    group's, computed when ``j`` starts the group, from the columns ``j … j+group_size−1`` as
+    the updates have left them; or, with ``static``, the group of its original index
+    ``perm[j]``); its scaled error ``Err_j`` is spread over the later columns of the lazy batch
+    at once and over the rest of the matrix at the end of the batch.
+    Returns ``(Q, Losses, groups)``: Q and Losses (O, I) in ``W``'s (possibly permuted) column
+    order, and the parameters of every group in the order they were used, scale (O, G).
     """
     O, I = W.shape  # noqa: E741
     Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
     qp = _row_qparams(W, bits, symmetric) if group_size is None else None
+    groups = [qp] if qp is not None else []
     for i1 in range(0, I, blocksize):
         i2 = min(i1 + blocksize, I)
         Err = torch.zeros(O, i2 - i1, dtype=W.dtype, device=W.device)
@@ -195,6 +247,7 @@ def _gptq_columns(W: torch.Tensor, U: torch.Tensor, *, bits: int, group_size: in
                                          granularity=PerAxis(0))
             elif group_size is not None and j % group_size == 0:
                 qp = _row_qparams(W[:, j : j + group_size], bits, symmetric)
+                groups.append(qp)
             q = fake_quantize_view(W[:, j : j + 1], qp)      # (O, 1): the core rounds column j
             Q[:, j : j + 1] = q
             err = (W[:, j : j + 1] - q) / U[j, j]             # Err_j of (3)
@@ -202,7 +255,11 @@ def _gptq_columns(W: torch.Tensor, U: torch.Tensor, *, bits: int, group_size: in
             Err[:, j - i1 : j - i1 + 1] = err
         W[:, i2:] -= Err @ U[i1:i2, i2:]                      # the lazy batch's update, at once
         Losses[:, i1:i2] = Err.square() / 2                   # (w − q)² / U_jj² / 2
-    return Q, Losses
+    if static is not None:                                    # (O, G, 1) -> (O, G)
+        groups = [dataclasses.replace(static, scale=static.scale[..., 0],
+                                      zero_point=static.zero_point[..., 0],
+                                      granularity=PerAxis(0))]
+    return Q, Losses, _concat_groups(groups)
 
 
 @torch.no_grad()
@@ -216,6 +273,7 @@ def gptq_quantize_weight(
     percdamp: float = 0.01,
     blocksize: int = 32,
     act_order: bool = False,
+    static_groups: bool = False,
     name: str = "weight",
 ) -> GPTQResult:
     """Quantize one weight matrix with GPTQ (equations (1)–(3) of the module docstring).
@@ -229,13 +287,19 @@ def gptq_quantize_weight(
         percdamp: damping λ as a fraction of mean(diag H).
         blocksize: columns per lazy batch; with groups it must divide ``group_size`` or be a
             multiple of it (otherwise it is rounded to a multiple).
-        act_order: quantize columns by decreasing ``diag H``. With groups, the group
-            parameters are then fixed up front from the original weights ("static groups" of
-            the reference code), so that groups stay contiguous in the original order.
+        act_order: quantize columns by decreasing ``diag H`` (the most active inputs first).
+        static_groups: with groups, fix every group's parameters up front from the original
+            weights, groups contiguous in the original order (the reference's
+            ``--static-groups``; also used without act-order). ``False``, the default and the
+            reference's default with ``--act-order``: a group's parameters are computed when
+            the loop reaches it, from the next ``group_size`` columns *in the loop's order*
+            as the error updates have left them; with act-order a group is then a set of
+            scattered original columns, recorded in ``g_idx`` of the result.
         name: layer name used in error messages.
 
     Returns:
-        :class:`GPTQResult` (``Q`` float32, on ``W``'s device).
+        :class:`GPTQResult` (``Q`` float32, on ``W``'s device; ``qparams`` and ``g_idx`` say
+        which scale and zero point rounded each column).
 
     Raises:
         ValueError: ``bits``/``group_size`` out of range, ``H`` of the wrong shape, or
@@ -253,22 +317,24 @@ def gptq_quantize_weight(
     """
     W, H = _prepare(W, H, bits, group_size, percdamp)
     static = None
-    if act_order and group_size is not None:              # static groups, original order
+    if static_groups and group_size is not None:          # fixed up front, original order
         static = choose_qparams(W, bits=bits, symmetric=symmetric,
                                 granularity=PerGroup(group_size))
-    perm = None
-    if act_order:
-        perm = torch.argsort(torch.diag(H), descending=True)
+    perm = torch.argsort(torch.diag(H), descending=True) if act_order else None
+    if perm is not None:
         W, H = W[:, perm], H[perm][:, perm]
+    loop_perm = perm if perm is not None else torch.arange(W.shape[1], device=W.device)
     U = _inverse_hessian_factor(H, percdamp, name)         # (I, I) upper triangular
     with intra_op_threads(1, W.device):
-        Q, Losses = _gptq_columns(W, U, bits=bits, group_size=group_size, symmetric=symmetric,
-                                  blocksize=_fit_blocksize(blocksize, group_size),
-                                  static=static, perm=perm)
+        Q, Losses, qp = _gptq_columns(W, U, bits=bits, group_size=group_size,
+                                      symmetric=symmetric,
+                                      blocksize=_fit_blocksize(blocksize, group_size),
+                                      static=static, perm=loop_perm)
     if perm is not None:
         inv = torch.argsort(perm)
         Q, Losses = Q[:, inv], Losses[:, inv]
-    return GPTQResult(Q, Losses, perm)
+    g_idx = _group_index(W.shape[1], group_size, None if static is not None else perm)
+    return GPTQResult(Q, Losses, perm, qp, g_idx.to(W.device))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,9 +389,12 @@ def gptq_quantize_weights(
     U = torch.stack([_inverse_hessian_factor(h, percdamp, n)
                      for (_, h), n in zip(prepared, names, strict=True)])  # (L, I, I)
     with intra_op_threads(1, W.device):
-        Q, Losses = _stacked_gptq_columns(W, U, bits, group_size, symmetric,
-                                          _fit_blocksize(blocksize, group_size))
-    return [GPTQResult(Q[k], Losses[k], None) for k in range(len(Ws))]
+        Q, Losses, qp = _stacked_gptq_columns(W, U, bits, group_size, symmetric,
+                                              _fit_blocksize(blocksize, group_size))
+    g_idx = _group_index(W.shape[-1], group_size, None).to(W.device)
+    return [GPTQResult(Q[k], Losses[k], None,
+                       dataclasses.replace(qp, scale=qp.scale[k], zero_point=qp.zero_point[k]),
+                       g_idx) for k in range(len(Ws))]
 
 
 def _stacked_row_qparams(W: torch.Tensor, bits: int, symmetric: bool) -> QParams:
@@ -339,14 +408,17 @@ def _stacked_row_qparams(W: torch.Tensor, bits: int, symmetric: bool) -> QParams
 
 
 def _stacked_gptq_columns(W: torch.Tensor, U: torch.Tensor, bits: int, group_size: int | None,
-                          symmetric: bool, blocksize: int) -> tuple[torch.Tensor, torch.Tensor]:
+                          symmetric: bool, blocksize: int
+                          ) -> tuple[torch.Tensor, torch.Tensor, QParams]:
     """:func:`_gptq_columns` on a stack ``W`` (L, O, I) with factors ``U`` (L, I, I).
 
     The same steps with a leading layer axis, written for speed: the lazy batch is a copy
     ``W1``, the rank-1 update a batched outer product, and only later columns are updated.
+    The group parameters come back with scale (L, O, G).
     """
     I = W.shape[-1]  # noqa: E741
     qp = None if group_size is not None else _stacked_row_qparams(W, bits, symmetric)
+    groups = [qp] if qp is not None else []
     Q, Losses = torch.zeros_like(W), torch.zeros_like(W)
     for i1 in range(0, I, blocksize):
         i2 = min(i1 + blocksize, I)
@@ -359,6 +431,7 @@ def _stacked_gptq_columns(W: torch.Tensor, U: torch.Tensor, bits: int, group_siz
                 # they are in W (all lazy updates applied); inside a block, in W1.
                 src = W[..., col : col + group_size] if i == 0 else W1[..., i : i + group_size]
                 qp = _stacked_row_qparams(src, bits, symmetric)
+                groups.append(qp)
             w = W1[..., i : i + 1]                               # (L, O, 1)
             q = fake_quantize_view(w, qp)
             Q[..., col : col + 1] = q
@@ -367,7 +440,7 @@ def _stacked_gptq_columns(W: torch.Tensor, U: torch.Tensor, bits: int, group_siz
             W1[..., i + 1 :] -= err.bmm(U1[:, i : i + 1, i + 1 :])        # later columns
         Losses[..., i1:i2] = Err1.square() / 2
         W[..., i2:] -= Err1.bmm(U[:, i1:i2, i2:])                 # lazy batch update
-    return Q, Losses
+    return Q, Losses, _concat_groups(groups)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,25 +502,79 @@ def _write_back(linears: dict[str, nn.Linear], names: list[str], res: GPTQResult
         rows += out
 
 
+def _data_flow_groups(block: nn.Module, records: BlockInputs,
+                      linears: dict[str, nn.Linear]) -> list[list[str]]:
+    """The block's linears in the order its forward pass calls them, those that read the same
+    input tensor together: ``[q, k, v], [o], [gate, up], [down]`` in a LLaMA block.
+
+    Found by running the block on the first record with input hooks, not by names. A tensor is
+    recognised by its storage address, shape, strides and dtype; every input seen is held until
+    the end, so no later tensor can reuse an address (the rule of
+    :class:`~inwhale.llm.harness.LastInputMemo`).
+
+    Raises:
+        RuntimeError: a linear of the block is never called (it would stay unquantized).
+    """
+    seen: list[tuple[torch.Tensor, list[str]]] = []
+
+    def note(name: str, x: torch.Tensor) -> None:
+        if any(name in names for _, names in seen):        # a linear called twice
+            return
+        for x0, names in seen:
+            if (x0.data_ptr(), x0.shape, x0.stride(), x0.dtype) == (
+                    x.data_ptr(), x.shape, x.stride(), x.dtype):
+                names.append(name)
+                return
+        seen.append((x, [name]))
+
+    run_block(block, records[:1], linears, note)
+    groups = [names for _, names in seen]
+    missing = [n for n in linears if not any(n in g for g in groups)]
+    if missing:
+        raise RuntimeError(f"true-sequential GPTQ: the block never calls {missing}")
+    return groups
+
+
+def _block_hessians(block: nn.Module, records: BlockInputs,
+                    linears: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
+    """``H = 2 XᵀX / n`` of the given linears, from one run of ``block`` over ``records``."""
+    gram = GramAccumulator()
+    run_block(block, records, linears, gram.add)
+    return {n: 2 * xtx for n, xtx in gram.mean().items()}
+
+
+def _solve_groups(linears: dict[str, nn.Linear], groups: list[list[str]],
+                  Hs: dict[str, torch.Tensor], solve: dict, report: QuantReport) -> None:
+    """GPTQ on each group of linears that share a Hessian (their rows stacked), written back."""
+    for names in groups:
+        W = torch.cat([linears[n].weight for n in names])
+        res = gptq_quantize_weight(W, Hs[names[0]].to(W.device), name=" + ".join(names),
+                                   **solve)
+        _write_back(linears, names, res, report)
+
+
 def _gptq_block_by_block_(model: nn.Module, records: BlockInputs | None,
                           hessians: dict[str, torch.Tensor] | None, solve: dict,
-                          report: QuantReport, progress: bool) -> None:
+                          report: QuantReport, progress: bool,
+                          true_sequential: bool = False) -> None:
     """The paper's procedure: per block, Hessians from its inputs (unless given), solve each
-    group of linears, then run the quantized block to get the next block's inputs."""
+    group of linears, then run the quantized block to get the next block's inputs.
+
+    ``true_sequential``: the groups are solved in data-flow order, each group's Hessian
+    collected from a fresh run of the block in which the earlier groups are already quantized
+    (``records`` required)."""
     from inwhale._optional import tqdm
 
     for block in tqdm(decoder_blocks(model), desc="GPTQ blocks", disable=not progress):
         linears = block_linears(model, block)
-        Hs = hessians
-        if records is not None:
-            gram = GramAccumulator()
-            run_block(block, records, linears, gram.add)
-            Hs = {n: 2 * xtx for n, xtx in gram.mean().items()}
-        for names in _shared_input_groups(linears, Hs):
-            W = torch.cat([linears[n].weight for n in names])
-            res = gptq_quantize_weight(W, Hs[names[0]].to(W.device), name=" + ".join(names),
-                                       **solve)
-            _write_back(linears, names, res, report)
+        if true_sequential:
+            for names in _data_flow_groups(block, records, linears):
+                subset = {n: linears[n] for n in names}
+                _solve_groups(subset, [names], _block_hessians(block, records, subset), solve,
+                              report)
+        else:
+            Hs = hessians if records is None else _block_hessians(block, records, linears)
+            _solve_groups(linears, _shared_input_groups(linears, Hs), Hs, solve, report)
         if records is not None:
             records = run_block(block, records)
 
@@ -474,6 +601,15 @@ def _gptq_batched_(model: nn.Module, hessians: dict[str, torch.Tensor], solve: d
             _write_back(lins, names, res, report)
 
 
+def _calibration_records(model: nn.Module, calib_ids: torch.Tensor | None, n_samples: int,
+                         seq_len: int, batch_size: int) -> BlockInputs:
+    """The first block's inputs for the calibration windows cut from ``calib_ids``."""
+    if calib_ids is None:
+        raise ValueError("calib_ids is required when hessians is None")
+    batches = calibration_batches(calib_ids, n_samples, seq_len)
+    return first_block_inputs(model, batches, batch_size)
+
+
 @torch.no_grad()
 def gptq_quantize_(
     model: nn.Module,
@@ -484,6 +620,8 @@ def gptq_quantize_(
     symmetric: bool = False,
     percdamp: float = 0.01,
     act_order: bool = False,
+    static_groups: bool = False,
+    true_sequential: bool = False,
     n_samples: int = 32,
     seq_len: int = 256,
     batch_size: int = 8,
@@ -495,16 +633,27 @@ def gptq_quantize_(
     Sequential (the paper's procedure, ``hessians=None``): the inputs of block ``i`` are
     computed with blocks ``< i`` already quantized; each block is run once to collect its
     linears' Hessians and once more, quantized, to produce the next block's inputs.
-    With precomputed ``hessians`` (from :func:`collect_hessians`) the calibration pass is
-    skipped and each linear is solved from its float-model Hessian (without act-order, all
-    blocks at once through :func:`gptq_quantize_weights`).
+    With ``true_sequential=True`` (the reference's ``--true-sequential``) the linears *inside*
+    a block are sequential too: they are solved in the order the block calls them, in groups
+    that read the same input (``[q, k, v], [o], [gate, up], [down]`` in LLaMA, found by
+    running the block, not by names), and each group's Hessian is collected from a new run of
+    the block with the earlier groups quantized (four runs, not one, per LLaMA block).
+    With precomputed ``hessians`` (from :func:`collect_hessians`) each linear is solved from
+    its float-model Hessian (all blocks at once by :func:`gptq_quantize_weights` if it can).
+
+    Only the fake-quantized weights stay in the model. :mod:`inwhale.llm.storage` has no
+    ``g_idx`` (it recomputes contiguous groups), so it cannot store exactly a layer quantized
+    with act-order and dynamic groups (scattered columns, see :class:`GPTQResult`).
 
     Args:
         model: a causal LM (ids (B, T) -> logits); its blocks are
             :func:`~inwhale.llm.harness.decoder_blocks`.
         calib_ids: 1-D calibration token ids (cut by :func:`calibration_batches` into
             ``n_samples`` windows of ``seq_len``); may be ``None`` when ``hessians`` is given.
-        bits, group_size, symmetric, percdamp, act_order: see :func:`gptq_quantize_weight`.
+        bits, group_size, symmetric, percdamp, act_order, static_groups: see
+            :func:`gptq_quantize_weight`.
+        true_sequential: quantize the linears of a block group by group in data-flow order,
+            recollecting each group's Hessian (needs ``hessians=None``).
         n_samples, seq_len: calibration windows.
         batch_size: calibration windows per forward pass.
         hessians: ``{linear name: H}`` to skip the calibration pass.
@@ -512,29 +661,32 @@ def gptq_quantize_(
 
     Returns:
         :class:`~inwhale.llm.harness.QuantReport` with method ``"gptq"``, the layers in model
-        order, settings ``bits``, ``group_size``, ``act_order`` and details ``loss``
-        (``loss[name]``: the summed OBS loss of that layer).
+        order, settings ``bits``, ``group_size``, ``act_order``, ``static_groups``,
+        ``true_sequential`` and details ``loss`` (``loss[name]``: the summed OBS loss of that
+        layer).
 
     Raises:
-        ValueError: bad ``bits``/``group_size``, or neither ``calib_ids`` nor ``hessians``.
+        ValueError: bad ``bits``/``group_size``, neither ``calib_ids`` nor ``hessians``, or
+            ``true_sequential`` with ``hessians``.
     """
     check_bits(bits)
     check_group_size(group_size)
+    if true_sequential and hessians is not None:
+        raise ValueError("true_sequential=True recollects every Hessian from the calibration "
+                         "data; pass hessians=None (and calib_ids)")
     t0 = time.perf_counter()
-    report = QuantReport("gptq", [], 0.0, {"bits": bits, "group_size": group_size,
-                                           "act_order": act_order}, {"loss": {}})
+    report = QuantReport("gptq", [], 0.0, dict(
+        bits=bits, group_size=group_size, act_order=act_order, static_groups=static_groups,
+        true_sequential=true_sequential), {"loss": {}})
     solve = dict(bits=bits, group_size=group_size, symmetric=symmetric, percdamp=percdamp)
-    if hessians is not None and not act_order:
+    if hessians is not None and not act_order and not static_groups:
         _gptq_batched_(model, hessians, solve, report, progress)
     else:
-        records = None
-        if hessians is None:
-            if calib_ids is None:
-                raise ValueError("calib_ids is required when hessians is None")
-            batches = calibration_batches(calib_ids, n_samples, seq_len)
-            records = first_block_inputs(model, batches, batch_size)
-        _gptq_block_by_block_(model, records, hessians, dict(solve, act_order=act_order),
-                              report, progress)
+        records = None if hessians is not None else _calibration_records(
+            model, calib_ids, n_samples, seq_len, batch_size)
+        solve.update(act_order=act_order, static_groups=static_groups)
+        _gptq_block_by_block_(model, records, hessians, solve, report, progress,
+                              true_sequential)
     order = {n: k for k, n in enumerate(block_linears(model))}
     report.layers.sort(key=order.__getitem__)
     report.seconds = time.perf_counter() - t0
