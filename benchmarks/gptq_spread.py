@@ -15,10 +15,16 @@ RTN are measured once for reference.
     .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 7 runs
     .venv/bin/python benchmarks/gptq_spread.py --bits 4 --act-order  # W4 g128 with act-order
     .venv/bin/python benchmarks/gptq_spread.py --runs batch1,damp     # a subset
+    .venv/bin/python benchmarks/gptq_spread.py --true-sequential      # the reference's flag
+    .venv/bin/python benchmarks/gptq_spread.py --act-order --static-groups
+
+Modes (the reference's flags): ``--act-order`` (dynamic groups with ``g_idx``, the reference's
+default), ``--static-groups`` (groups fixed up front from the float weights),
+``--true-sequential`` (the linears of a block in data-flow order, Hessians recollected).
 
 Cost on this project's 2-core machine (quiet): about 2–4 min per GPTQ run plus about 30 s per
 evaluation, so the default seven runs take roughly half an hour. Writes
-``benchmarks/gptq_spread_W{bits}{-actorder}.json``. Not a pass/fail test.
+``benchmarks/gptq_spread_W{bits}{-actorder}{-static}{-trueseq}.json``. Not a pass/fail test.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ def main() -> None:
     p.add_argument("--bits", type=int, default=3)
     p.add_argument("--group-size", type=int, default=128)
     p.add_argument("--act-order", action="store_true")
+    p.add_argument("--static-groups", action="store_true")
+    p.add_argument("--true-sequential", action="store_true")
     p.add_argument("--runs", default=",".join(PERTURBATIONS),
                    help=f"comma-separated subset of {', '.join(PERTURBATIONS)}")
     p.add_argument("--threads", type=int, default=2)
@@ -81,9 +89,15 @@ def main() -> None:
     model, tok = load_smollm2(device="cpu")
     ids = token_ids(tok)
     eval_ids = ids[:EVAL_TOKENS]
-    label = f"W{args.bits} g{args.group_size}" + (" act-order" if args.act_order else "")
+    modes = [m for m, on in (("act-order", args.act_order), ("static-groups", args.static_groups),
+                             ("true-sequential", args.true_sequential)) if on]
+    label = " ".join([f"W{args.bits} g{args.group_size}", *modes])
     out = {"protocol": __doc__.split("\n\n")[1], "setting": label, "torch": torch.__version__,
-           "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"), "runs": {}}
+           "platform": platform.platform(), "threads": args.threads,
+           "date": time.strftime("%Y-%m-%d"), "runs": {}}
+    short = {"act-order": "-actorder", "static-groups": "-static", "true-sequential": "-trueseq"}
+    suffix = f"W{args.bits}" + "".join(short[m] for m in modes)
+    path = ROOT / "benchmarks" / f"gptq_spread_{suffix}.json"
 
     def evaluate(m: torch.nn.Module) -> float:
         return perplexity(m, eval_ids, context_len=WINDOW, progress=False).ppl
@@ -100,6 +114,7 @@ def main() -> None:
         t0 = time.perf_counter()
         gptq_quantize_(m, calibration_stream(ids, reverse), bits=args.bits,
                        group_size=args.group_size, percdamp=damp, act_order=args.act_order,
+                       static_groups=args.static_groups, true_sequential=args.true_sequential,
                        n_samples=N_WINDOWS, seq_len=WINDOW, batch_size=batch, progress=False)
         seconds = time.perf_counter() - t0
         ppl = evaluate(m)
@@ -107,13 +122,12 @@ def main() -> None:
         out["runs"][name] = {"ppl": ppl, "seconds": seconds, "batch_size": batch,
                              "percdamp": damp, "reversed": reverse}
         print(f"  {name:9s} ppl {ppl:7.2f}   {seconds:6.0f} s", flush=True)
+        path.write_text(json.dumps(out, indent=2))           # partial results survive a kill
     ppls = [r["ppl"] for r in out["runs"].values()]
     out["median"], out["min"], out["max"] = statistics.median(ppls), min(ppls), max(ppls)
     out["median_seconds"] = statistics.median(r["seconds"] for r in out["runs"].values())
     print(f"{label}: median {out['median']:.2f}, spread {out['min']:.2f}-{out['max']:.2f} over "
           f"{len(ppls)} runs; median {out['median_seconds']:.0f} s per run")
-    suffix = f"W{args.bits}" + ("-actorder" if args.act_order else "")
-    path = ROOT / "benchmarks" / f"gptq_spread_{suffix}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")
 
