@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inwhale.core.checks import check_module
+from inwhale.core.checks import check_module, check_tensor
 
 __all__ = [
     "BlockInputs",
@@ -119,6 +119,20 @@ def _as_1d_ids(ids: torch.Tensor, name: str = "ids") -> torch.Tensor:
     if ids.ndim != 1:
         raise ValueError(f"{name} must have shape (N,) or (1, N), got {tuple(ids.shape)}")
     return ids.long()
+
+
+def _check_batches(batches: object, model: nn.Module, name: str = "batches") -> torch.Tensor:
+    """Check calibration batches: a non-empty ``(n_samples, seq_len)`` tensor of token ids in
+    ``model``'s vocabulary; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if not isinstance(batches, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(batches).__name__}")
+    if batches.dtype.is_floating_point or batches.dtype.is_complex or batches.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {batches.dtype}")
+    if batches.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_samples, seq_len), got {tuple(batches.shape)}")
+    if batches.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(batches.shape)}): no tokens to run")
+    return _check_vocab(batches, model, name)
 
 
 def _check_vocab(ids: torch.Tensor, model: nn.Module, name: str = "ids") -> torch.Tensor:
@@ -352,8 +366,10 @@ def norm_linear_pairs(
         the LayerNorm output also feeds the residual addition, so scaling that norm would
         change the residual stream too; check the architecture before folding scales.
     """
+    check_module(model, "model")
     example_ids = torch.arange(1, 9) if example_ids is None else example_ids
-    example_ids = _as_1d_ids(example_ids, "example_ids")[None].to(_model_device(model))
+    example_ids = _check_vocab(_as_1d_ids(example_ids, "example_ids"), model, "example_ids")
+    example_ids = example_ids[None].to(_model_device(model))
     linear_name = {id(m): n for n, m in find_linears(model, skip).items()}
     norms = {
         name: m
@@ -517,11 +533,9 @@ def for_each_linear_input(
         fn: callback ``fn(name, x)``.
         batch_size: samples per forward pass.
     """
+    check_module(model, "model")
     linears = _resolve_linears(model, names)
-    if batches.ndim != 2:
-        raise ValueError(
-            f"batches must have shape (n_samples, seq_len), got {tuple(batches.shape)}"
-        )
+    batches = _check_batches(batches, model)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
@@ -633,6 +647,9 @@ class GramAccumulator:
 
     def add(self, name: str, x: torch.Tensor) -> None:
         """Add the rows of ``x`` (n, I) to layer ``name``."""
+        check_tensor(x, "x")
+        if x.ndim != 2:
+            raise ValueError(f"x must be 2-D (n, I), got shape {tuple(x.shape)}")
         self.sums[name] = self.sums.get(name, 0) + self._xtx(x)
         self.counts[name] = self.counts.get(name, 0) + x.shape[0]
 
@@ -694,6 +711,7 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     >>> len(decoder_blocks(Net()))
     3
     """
+    check_module(model, "model")
     lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0
              and any(isinstance(s, nn.Linear) for s in m.modules())]
     if not lists:
@@ -717,6 +735,7 @@ def block_linears(model: nn.Module, block: nn.Module | None = None) -> dict[str,
     >>> list(block_linears(net)), list(block_linears(net, net.blocks[1]))
     (['blocks.0.0', 'blocks.1.0'], ['blocks.1.0'])
     """
+    check_module(model, "model")
     inside = {id(m) for m in (decoder_blocks(model) if block is None else block).modules()}
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside}
 
@@ -739,13 +758,15 @@ def first_block_inputs(
     by a pre-hook), so only the embedding is computed. The records are what
     :func:`run_block` replays block by block.
     """
+    blocks = decoder_blocks(model)
+    batches = _check_batches(batches, model)
     records: BlockInputs = []
 
     def catcher(module: nn.Module, args: tuple, kwargs: dict) -> None:
         records.append((args, kwargs))
         raise _StopForward
 
-    handle = decoder_blocks(model)[0].register_forward_pre_hook(catcher, with_kwargs=True)
+    handle = blocks[0].register_forward_pre_hook(catcher, with_kwargs=True)
     device = _model_device(model)
     try:
         for start in range(0, batches.shape[0], batch_size):
@@ -770,6 +791,7 @@ def run_block(
     With ``linears`` and ``fn``, ``fn(name, x)`` is called on each listed linear's input
     (flattened to ``(B·T, in_features)``) as in :func:`for_each_linear_input`.
     """
+    check_module(block, "block")
     handles = [] if fn is None else _hook_linear_inputs(linears or {}, fn)
     out = []
     try:
@@ -792,6 +814,8 @@ class intra_op_threads:
     """
 
     def __init__(self, n: int, device: torch.device) -> None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int (threads), got {n!r}")
         self.n, self.active = n, device.type == "cpu"
 
     def __enter__(self) -> None:
