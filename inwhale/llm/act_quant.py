@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from inwhale.core import PerTensor, PerToken, choose_qparams, fake_quantize
-from inwhale.core.checks import check_tensor
+from inwhale.core.checks import check_bits, check_tensor
 from inwhale.llm.harness import QuantReport
 from inwhale.llm.rtn import rtn_granularity
 
@@ -43,6 +43,10 @@ class W8A8Linear(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, act_bits: int = 8,
                  act_granularity: str = "token") -> None:
+        check_tensor(weight, "weight")
+        if weight.ndim != 2:
+            raise ValueError(f"weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
+        check_bits(act_bits, "act_bits")
         super().__init__()
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)

@@ -54,6 +54,8 @@ from inwhale.llm.harness import (
     GramAccumulator,
     LastInputMemo,
     QuantReport,
+    _as_1d_ids,
+    _check_vocab,
     block_linears,
     calibration_batches,
     for_each_linear_input,
@@ -114,6 +116,10 @@ def awq_scale_search(
     Returns ``(s, α*, errors)``, with ``errors[i]`` the summed output error of
     ``α = i / n_grid``.
     """
+    check_tensor(x_mean, "x_mean")
+    if x_mean.ndim != 1 or any(W.shape[-1] != x_mean.shape[0] for W in weights):
+        raise ValueError(f"x_mean must be 1-D with one entry per input channel of the weights, "
+                         f"got shape {tuple(x_mean.shape)}")
     errors, best = [], (float("inf"), None, 0.0)
     for i in range(n_grid):
         alpha = i / n_grid
@@ -146,6 +152,11 @@ def awq_clip_qparams(
 
     Returns QParams from :func:`inwhale.qparams_from_range` on ``[r·lo, r·hi]``.
     """
+    check_tensor(W, "W"), check_tensor(H, "H")
+    if W.ndim != 2 or H.shape != (W.shape[1], W.shape[1]):
+        raise ValueError(f"W must be 2-D (O, I) and H (I, I), got shapes {tuple(W.shape)} and "
+                         f"{tuple(H.shape)}")
+    W, H = W.float(), H.float()
     gran = PerAxis(0) if group_size is None else PerGroup(group_size)
     g = W.shape[1] if group_size is None else group_size
     lo, hi = gran.reduce(W, "amin"), gran.reduce(W, "amax")      # (O, G, 1) or (O, 1)
@@ -199,7 +210,8 @@ def awq_quantize_(
     linears = block_linears(model)
     if stats is None:
         if calib_ids is None:
-            raise ValueError("calib_ids is required when stats is None")
+            raise TypeError("calib_ids must be a tensor of token ids when stats is None")
+        calib_ids = _check_vocab(_as_1d_ids(calib_ids, "calib_ids"), model, "calib_ids")
         stats = collect_awq_stats(model, list(linears),
                                   calibration_batches(calib_ids, n_samples, seq_len))
     name_of = {id(m): n for n, m in linears.items()}

@@ -97,7 +97,7 @@ import torch
 
 from inwhale._deprecated import renamed
 from inwhale.core import PerAxis, QParams, pack_codes, qparams_from_range, quantize, unpack_codes
-from inwhale.core.checks import check_tensor
+from inwhale.core.checks import check_codes, check_tensor
 from inwhale.rounding import NearestRounding
 
 __all__ = [
@@ -183,8 +183,21 @@ def q8_0_quantize(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([_fp16_bytes(d), codes.view(torch.uint8)], dim=1)
 
 
+def _check_bytes(b: object, fmt: str) -> torch.Tensor:
+    """``b`` if it is a uint8 tensor ``(n_blocks, BLOCK_BYTES[fmt])``, else a clear error."""
+    check_codes(b, "b")
+    if b.dtype != torch.uint8:
+        raise TypeError(f"b must be a uint8 tensor of {fmt} block bytes, got dtype {b.dtype}")
+    n = BLOCK_BYTES[fmt]
+    if b.ndim != 2 or b.shape[1] != n:
+        raise ValueError(f"b must have shape (n_blocks, {n}) ({fmt} blocks of {n} bytes), "
+                         f"got {tuple(b.shape)}")
+    return b
+
+
 def q8_0_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q8_0 bytes ``(n_blocks, 34)`` to float32 ``(n_blocks, 32)``: ``d * q``."""
+    _check_bytes(b, "Q8_0")
     return _fp16_from(b[:, :2]) * b[:, 2:].contiguous().view(torch.int8).float()
 
 
@@ -206,6 +219,7 @@ def q4_0_quantize(x: torch.Tensor) -> torch.Tensor:
 
 def q4_0_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q4_0 bytes ``(n_blocks, 18)``: ``d * (q - 8)``."""
+    _check_bytes(b, "Q4_0")
     return _fp16_from(b[:, :2]) * (_unpack_nibbles(b[:, 2:]).float() - 8)
 
 
@@ -227,12 +241,14 @@ def q4_1_quantize(x: torch.Tensor) -> torch.Tensor:
 
 def q4_1_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q4_1 bytes ``(n_blocks, 20)``: ``d * q + m``."""
+    _check_bytes(b, "Q4_1")
     return _fp16_from(b[:, :2]) * _unpack_nibbles(b[:, 4:]).float() + _fp16_from(b[:, 2:4])
 
 
 def q6_k_dequantize(b: torch.Tensor) -> torch.Tensor:
     """Decode Q6_K bytes ``(n_blocks, 210)`` to float32 ``(n_blocks, 256)``:
     ``d * scale[k] * (q - 32)`` with ``q`` rebuilt from ``ql`` and ``qh`` (module docstring)."""
+    _check_bytes(b, "Q6_K")
     ql, qh = b[:, :128].long(), b[:, 128:192].long()  # (n, 128), (n, 64)
     sc = b[:, 192:208].contiguous().view(torch.int8).float()  # (n, 16)
     d = _fp16_from(b[:, 208:210])  # (n, 1)
@@ -399,6 +415,7 @@ def q4_k_dequantize(b: torch.Tensor) -> torch.Tensor:
     codes; in each chunk of 64 weights, byte ``l`` holds weight ``l`` (low nibble) and
     weight ``l + 32`` (high nibble).
     """
+    _check_bytes(b, "Q4_K")
     d, dmin = _fp16_from(b[:, 0:2]), _fp16_from(b[:, 2:4])  # (n, 1) each
     sc, mn = _q4_k_scale_min(b[:, 4:16])  # (n, 8) each
     q = unpack_codes(b[:, 16:].reshape(-1), 4, b.shape[0] * QK_K).reshape(-1, 4, 32, 2)
@@ -509,10 +526,14 @@ def encode(x: torch.Tensor, fmt: str) -> torch.Tensor:
 
 def decode(b: torch.Tensor, fmt: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """Decode ``fmt`` block bytes to float32, reshaped to ``shape`` when given."""
-    if not isinstance(b, torch.Tensor) or b.dtype != torch.uint8:
-        raise TypeError("b must be a uint8 torch.Tensor of block bytes")
-    b = b.reshape(-1, BLOCK_BYTES[fmt] if fmt in BLOCK_BYTES else 1)
-    out = _codec(fmt)[1](b)
+    dec = _codec(fmt)[1]
+    check_codes(b, "b")
+    if b.dtype != torch.uint8:
+        raise TypeError(f"b must be a uint8 tensor of block bytes, got dtype {b.dtype}")
+    if b.numel() % BLOCK_BYTES[fmt]:
+        raise ValueError(f"b must hold whole {fmt} blocks of {BLOCK_BYTES[fmt]} bytes, got "
+                         f"{b.numel()} bytes")
+    out = dec(b.reshape(-1, BLOCK_BYTES[fmt]))
     return out.reshape(shape) if shape is not None else out.reshape(-1)
 
 

@@ -715,6 +715,7 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0
              and any(isinstance(s, nn.Linear) for s in m.modules())]
     if not lists:
+        find_linears(model)  # names GPT-2's Conv1D when the weights live in another class
         raise ValueError("model has no nn.ModuleList of blocks containing nn.Linear layers")
     return max(lists, key=len)
 

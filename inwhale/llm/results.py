@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_bits
 from inwhale.llm.act_quant import w8a8_quantize_
 from inwhale.llm.awq import awq_quantize_, collect_awq_stats
 from inwhale.llm.gptq import gptq_quantize_
@@ -139,6 +140,7 @@ def block_linear_bits(model: nn.Module, bits: int, group_size: int | None,
     >>> block_linear_bits(net, 4, 128)
     4.25
     """
+    check_bits(bits)
     total = weighted = 0.0
     for lin in block_linears(model).values():
         n = lin.weight.numel()

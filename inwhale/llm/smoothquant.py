@@ -24,6 +24,7 @@ import time
 import torch
 from torch import nn
 
+from inwhale.core.checks import check_tensor
 from inwhale.llm.harness import QuantReport
 from inwhale.ptq.smoothing import smoothing_scales
 
@@ -41,6 +42,7 @@ def smoothing_factors(act_absmax: torch.Tensor, weights: list[torch.Tensor],
     >>> smoothing_factors(torch.tensor([16.0, 1.0]), [torch.tensor([[1.0, 4.0]])], 0.5)
     tensor([4.0000, 0.5000])
     """
+    check_tensor(act_absmax, "act_absmax")
     stacked = torch.cat([w.detach().float() for w in weights], 0)       # (sum O, I)
     return smoothing_scales(act_absmax.float(), stacked, alpha)
 

@@ -62,7 +62,7 @@ from inwhale.core import (
     unpack,
     unpack_codes,
 )
-from inwhale.core.checks import check_bits, check_group_size, check_tensor
+from inwhale.core.checks import check_bits, check_group_size, check_module, check_tensor
 from inwhale.core.packing import _storage_bits
 from inwhale.llm import rtn
 
@@ -135,6 +135,9 @@ def unpack_linear_weight(packed: PackedTensor, dtype: torch.dtype = torch.float3
     >>> bool((w - w_hat).abs().max() < 0.02)
     True
     """
+    if not isinstance(packed, PackedTensor):
+        raise TypeError(f"packed must be a PackedTensor (from pack_linear_weight), got "
+                        f"{type(packed).__name__}")
     qp = packed.qparams
     qp32 = dataclasses.replace(qp, scale=qp.scale.float())
     return dequantize(unpack(packed), qp32, dtype=dtype)
@@ -411,6 +414,7 @@ def save_float(model: nn.Module, path: str | os.PathLike,
     return the file's size in bytes (the reference point for :func:`save_quantized`)."""
     from safetensors.torch import save_file
 
+    check_module(model, "model")
     tensors = {k: (t.to(dtype) if t.is_floating_point() else t).detach().cpu().contiguous()
                for k, t in _unique_state(model).items()}
     save_file(tensors, str(path))
