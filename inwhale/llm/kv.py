@@ -68,7 +68,7 @@ from torch import nn
 
 from inwhale._deprecated import renamed
 from inwhale.core import Granularity, PerAxis, PerGroup, PerToken, choose_qparams, fake_quantize
-from inwhale.core.checks import check_bits, check_group_size, check_tensor
+from inwhale.core.checks import check_bits, check_group_size, check_module, check_tensor
 
 __all__ = [
     "KVHandle",
@@ -267,6 +267,7 @@ def kv_quantize_(
         >>> bool((y - toy(x)).abs().max() < 0.05), bool(torch.equal(toy(x), toy(x)))
         (True, True)
     """
+    check_module(model, "model")
     key_spec = _as_spec(keys, bits, group_size, symmetric, "keys")
     value_spec = _as_spec(values, bits, group_size, symmetric, "values")
     head_dim = _default_head_dim(model) if head_dim is None else head_dim
@@ -309,9 +310,11 @@ def capture_kv(
     layer indices (position in module order among the matching modules; ``None`` = all).
     Hooks are removed afterwards, also on error. Keys are pre-RoPE (see the module docstring).
     """
+    from inwhale.llm.harness import _check_batches
+
+    check_module(model, "model")
+    ids = _check_batches(ids, model, "ids")
     head_dim = _default_head_dim(model) if head_dim is None else head_dim
-    if ids.ndim != 2:
-        raise ValueError(f"ids must have shape (B, T), got {tuple(ids.shape)}")
     keys = list(_modules_ending(model, key_suffix, "key_suffix").items())
     values = list(_modules_ending(model, value_suffix, "value_suffix").items())
     chosen = range(len(keys)) if layers is None else list(layers)
@@ -358,6 +361,9 @@ def kv_dims(config: object) -> tuple[int, int, int]:
     >>> kv_dims(SimpleNamespace(num_hidden_layers=30, num_key_value_heads=3, head_dim=64))
     (30, 3, 64)
     """
+    if not hasattr(config, "num_hidden_layers"):
+        raise TypeError(f"config must be a transformers config (num_hidden_layers, "
+                        f"num_attention_heads, ...), got {type(config).__name__}")
     layers = config.num_hidden_layers
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inwhale.core import pack_codes
+from inwhale.core.checks import check_module, check_tensor
 from inwhale.formats.minifloat import FP8_E4M3, minifloat_decode
 from inwhale.formats.nf4 import nf4_quantize, nf4_values
 
@@ -87,7 +88,8 @@ class NF4Linear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
                  block_size: int = 64, double_quant: bool = False) -> None:
         super().__init__()
-        if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+        check_tensor(weight, "weight")
+        if weight.ndim != 2:
             raise ValueError("weight must be a 2-D tensor (out_features, in_features)")
         self.out_features, self.in_features = weight.shape
         self.block_size, self.double_quant = block_size, double_quant
@@ -205,6 +207,7 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The adapter parameters (``lora_A``, ``lora_B``) of every :class:`QLoRALinear`."""
+    check_module(model, "model")
     return [p for m in model.modules() if isinstance(m, QLoRALinear)
             for p in (m.lora_A, m.lora_B)]
 
@@ -290,8 +293,12 @@ def train_lora(model: nn.Module, batches: torch.Tensor, steps: int, lr: float = 
     Returns:
         The training loss of every step (floats, before that step's update).
     """
-    from inwhale.llm.harness import _forward_logits, _model_device
+    from inwhale.llm.harness import _check_batches, _forward_logits, _model_device
 
+    check_module(model, "model")
+    batches = _check_batches(batches, model)
+    if not isinstance(steps, int) or not isinstance(batch_size, int):
+        raise TypeError(f"steps and batch_size must be ints, got {steps!r} and {batch_size!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameter that requires grad; call prepare_qlora_ first")

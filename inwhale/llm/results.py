@@ -47,12 +47,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from inwhale.core.checks import check_bits
+from inwhale.core.checks import check_bits, check_module
 from inwhale.llm.act_quant import w8a8_quantize_
 from inwhale.llm.awq import awq_quantize_, collect_awq_stats
 from inwhale.llm.gptq import gptq_quantize_
 from inwhale.llm.harness import (
     PerplexityResult,
+    _as_1d_ids,
+    _check_vocab,
     block_linears,
     calibration_batches,
     find_linears,
@@ -174,6 +176,7 @@ def code_fingerprint() -> str:
 
 def model_fingerprint(model: nn.Module) -> str:
     """SHA-256 of every parameter and buffer (names, shapes and values, as float32 bytes)."""
+    check_module(model, "model")
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(f"{name}{tuple(t.shape)}".encode())
@@ -412,6 +415,9 @@ def results_table(
         ValueError: bad ``bits``, ``kv_bits``, ``group_size`` or ``families``.
     """
     _check_args(tuple(bits), tuple(kv_bits), group_size)
+    check_module(model, "model")
+    for ids, name in ((calib_ids, "calib_ids"), (eval_ids, "eval_ids")):
+        _check_vocab(_as_1d_ids(ids, name), model, name)
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"families must be a subset of {FAMILIES}, got {sorted(unknown)}")

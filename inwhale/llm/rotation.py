@@ -44,7 +44,7 @@ import time
 import torch
 from torch import nn
 
-from inwhale.core.checks import check_tensor
+from inwhale.core.checks import check_module, check_tensor
 from inwhale.llm.harness import (
     _EvalMode,
     _forward_logits,
@@ -175,6 +175,7 @@ def fold_norms_(model: nn.Module) -> dict:
 
 def _embeddings(model: nn.Module) -> tuple[nn.Embedding, nn.Linear]:
     """The input embedding and output head (transformers' ``get_*_embeddings`` API)."""
+    check_module(model, "model")
     if not hasattr(model, "get_input_embeddings") or not hasattr(model, "get_output_embeddings"):
         raise TypeError("model must provide get_input_embeddings() and get_output_embeddings() "
                         "(a transformers causal LM)")
@@ -222,7 +223,7 @@ def rotate_model_(model: nn.Module, Q: torch.Tensor | None = None, seed: int = 0
     t0 = time.perf_counter()
     emb, head = _embeddings(model)
     d = emb.weight.shape[1]
-    Q = incoherence_matrix(d, seed) if Q is None else Q.double()
+    Q = incoherence_matrix(d, seed) if Q is None else check_tensor(Q, "Q").double()
     if Q.shape != (d, d):
         raise ValueError(f"Q must have shape ({d}, {d}), got {tuple(Q.shape)}")
     fold_norms_(model)

@@ -55,6 +55,9 @@ def weight_stats(linears: dict[str, nn.Linear]) -> list[dict[str, float | str]]:
     """One row of statistics per linear: name, shape, std, max|w|, max|w|/std, kurtosis,
     and the ratio of the largest to the median per-row and per-column absolute maximum
     (how much per-row or per-column scales help)."""
+    if not isinstance(linears, dict) or not all(isinstance(m, nn.Linear) for m in linears.values()):
+        raise TypeError(f"linears must be a dict of nn.Linear modules (e.g. from find_linears), "
+                        f"got {type(linears).__name__}")
     rows = []
     for name, lin in linears.items():
         w = lin.weight.detach().float()  # (O, I)

@@ -38,7 +38,8 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     True
     """
     if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
-        raise TypeError("fold_bn needs an nn.Conv2d and an nn.BatchNorm2d")
+        raise TypeError(f"fold_bn needs conv an nn.Conv2d module and bn an nn.BatchNorm2d "
+                        f"module, got {type(conv).__name__} and {type(bn).__name__}")
     if bn.num_features != conv.out_channels:
         raise ValueError(f"bn has {bn.num_features} channels, conv has {conv.out_channels}")
     if bn.running_var is None:

@@ -224,6 +224,8 @@ def integerize(model: nn.Sequential, out_qp: QParams | None = None) -> IntegerSe
     Raises:
         TypeError: an unsupported module (fold batch norm first).
     """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential module, got {type(model).__name__}")
     mods = list(model)
     qidx = [i for i, m in enumerate(mods) if isinstance(m, QuantLinear | QuantConv2d)]
     if not qidx:
