@@ -78,6 +78,11 @@ def main() -> None:
     p.add_argument("--runs", default=",".join(PERTURBATIONS),
                    help=f"comma-separated subset of {', '.join(PERTURBATIONS)}")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the float and RTN evaluations (e.g. when runs are split over "
+                        "several processes)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON path (default benchmarks/gptq_spread_<setting>.json)")
     args = p.parse_args()
     runs = args.runs.split(",")
     unknown = set(runs) - set(PERTURBATIONS)
@@ -97,17 +102,18 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d"), "runs": {}}
     short = {"act-order": "-actorder", "static-groups": "-static", "true-sequential": "-trueseq"}
     suffix = f"W{args.bits}" + "".join(short[m] for m in modes)
-    path = ROOT / "benchmarks" / f"gptq_spread_{suffix}.json"
+    path = args.out or ROOT / "benchmarks" / f"gptq_spread_{suffix}.json"
 
     def evaluate(m: torch.nn.Module) -> float:
         return perplexity(m, eval_ids, context_len=WINDOW, progress=False).ppl
 
-    out["float"] = evaluate(model)
-    rtn = copy.deepcopy(model)
-    rtn_quantize_(rtn, bits=args.bits, group_size=args.group_size, progress=False)
-    out["rtn"] = evaluate(rtn)
-    del rtn
-    print(f"{label}: float {out['float']:.2f}, RTN {out['rtn']:.2f}", flush=True)
+    if not args.no_baselines:
+        out["float"] = evaluate(model)
+        rtn = copy.deepcopy(model)
+        rtn_quantize_(rtn, bits=args.bits, group_size=args.group_size, progress=False)
+        out["rtn"] = evaluate(rtn)
+        del rtn
+        print(f"{label}: float {out['float']:.2f}, RTN {out['rtn']:.2f}", flush=True)
     for name in runs:
         batch, damp, reverse = PERTURBATIONS[name]
         m = copy.deepcopy(model)
