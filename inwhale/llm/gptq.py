@@ -34,8 +34,13 @@ GPTQ's three changes make this fast enough for LLMs:
 Options kept from the reference code: *dead columns* (``H_jj = 0``: the input is always zero)
 get ``H_jj = 1`` and ``W_{:, j} = 0``; *act-order* quantizes columns by decreasing ``H_jj``
 (the most active inputs first) and undoes the permutation at the end; *groups* give every
-``group_size`` consecutive columns their own scale and zero point, computed when the
-quantizer reaches the group, from the weights as the error updates have left them.
+``group_size`` consecutive columns (of the loop's order) their own scale and zero point,
+computed when the quantizer reaches the group, from the weights as the error updates have left
+them. With act-order such a group is a scattered set of original columns; the result's
+``g_idx`` says which group rounded each column (``scale[:, g_idx]``), as GPTQ's storage formats
+do. *Static groups* instead fix contiguous groups up front from the float weights.
+*True-sequential* (model level) quantizes the linears of a block in data-flow order,
+recollecting each one's Hessian with the earlier ones already quantized.
 
 Glossary: ``W`` weight (rows = outputs, cols = inputs); ``X`` layer inputs; ``H = 2XXᵀ/n``
 Hessian (averaged over n tokens); ``Hinv`` upper Cholesky factor of (H + λI)⁻¹; ``Q``
