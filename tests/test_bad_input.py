@@ -622,6 +622,15 @@ def _rows_harness() -> list[Row]:
         Row("llm.harness.run_block", "block",
             lambda blk: harness.run_block(blk, [((W(1, 4, 32),), {})]),
             lambda: nn.Linear(32, 32), "module"),
+        *[Row(f"llm.{n}", "batch_size", call, lambda: 1, "size") for n, call in (
+            ("for_each_linear_input", lambda k: llm.for_each_linear_input(
+                _tiny_llama(), Q, IDS[:2, :8], lambda n, x: None, batch_size=k)),
+            ("harness.first_block_inputs", lambda k: harness.first_block_inputs(
+                _tiny_llama(), IDS[:2, :8], batch_size=k)))],
+        Row("llm.calibration_batches", "n_samples",
+            lambda n: llm.calibration_batches(CALIB, n, 8), lambda: 2, "size", bad=(9,)),
+        Row("llm.calibration_batches", "seq_len",
+            lambda n: llm.calibration_batches(CALIB, 2, n), lambda: 8, "size", bad=(33,)),
         Row("llm.harness.GramAccumulator", "x", lambda x: harness.GramAccumulator().add("a", x),
             lambda: W(4, 8), ndim=lambda: W(8)),
         Row("llm.harness.intra_op_threads", "n", _threads, lambda: 1, "size"),
@@ -671,8 +680,8 @@ def _rows_weight_methods() -> list[Row]:
             lambda r: lowrank.lowrank_correct_(_tiny_llama(), 4, 16, r, progress=False),
             lambda: 2, "size", bad=(4096,),  # rank 0: plain RTN; above min(O, I): min(O, I)
             defined={"size=0": lambda r: r["layers"] > 0, "size=4096": lambda r: r["layers"] > 0}),
-        Row("llm.results.block_linear_bits", "model", lambda m: block_linear_bits(m, 4, 16),
-            _tiny_llama, "model"),
+        *[Row("llm.results.block_linear_bits", "model", lambda m: block_linear_bits(m, 4, 16),
+              _tiny_llama, kind) for kind in ("model", "gpt2")],
         Row("llm.results.block_linear_bits", "bits",
             lambda b: block_linear_bits(_tiny_llama(), b, 16), lambda: 4, "bits"),
         Row("llm.results.block_linear_bits", "group_size",
@@ -724,6 +733,9 @@ def _rows_weight_level() -> list[Row]:
         Row("llm.awq.awq_scale_search", "group_size",
             lambda g: awq.awq_scale_search([W(8, 64)], H, W(64).abs(), bits=4, group_size=g,
                                            n_grid=2), lambda: 32, "size", bad=(128,)),
+        Row("llm.awq.awq_scale_search", "n_grid",
+            lambda n: awq.awq_scale_search([W(8, 64)], H, W(64).abs(), bits=4, group_size=32,
+                                           n_grid=n), lambda: 2, "size"),
         Row("llm.awq.collect_awq_stats", "batches",
             lambda b: awq.collect_awq_stats(_tiny_llama(), [LLAMA_Q], b), lambda: IDS[:2, :8],
             "code", ndim=lambda: IDS[0], skip=("empty",)),  # no tokens: nothing to average
@@ -785,14 +797,18 @@ def _rows_modules_and_models() -> list[Row]:
         Row("llm.qlora.prepare_qlora_", "model", qlora.prepare_qlora_, _tiny_llama, "gpt2"),
         Row("llm.qlora.prepare_qlora_", "rank",
             lambda r: qlora.prepare_qlora_(_tiny_llama(), rank=r), lambda: 2, "size"),
+        Row("llm.qlora.prepare_qlora_", "block_size",
+            lambda b: qlora.prepare_qlora_(_tiny_llama(), block_size=b), lambda: 16, "size"),
+        Row("llm.qlora.train_lora", "batch_size",
+            lambda k: qlora.train_lora(_qlora_llama(), IDS[:2, :8], 1, batch_size=k), lambda: 2,
+            "size"),
         Row("llm.qlora.train_lora", "batches", _train_lora, lambda: IDS[:2, :8], "code",
             ndim=lambda: IDS[0], skip=("empty",)),  # no tokens: the (n, T >= 2) rule
         Row("llm.qlora.train_lora", "batches", _train_lora, lambda: IDS[:2, :8], "vocab"),
         Row("llm.qlora.train_lora", "steps",
             lambda n: qlora.train_lora(_qlora_llama(), IDS[:2, :8], n), lambda: 1, "size"),
-        Row("llm.rotation.fold_norms_", "model", rotation.fold_norms_, _tiny_llama, "model"),
-        Row("llm.rotation.rotate_model_", "model", rotation.rotate_model_, _tiny_llama,
-            "model"),
+        *[Row(f"llm.rotation.{f.__name__}", "model", f, _tiny_llama, kind)
+          for f in (rotation.fold_norms_, rotation.rotate_model_) for kind in ("model", "gpt2")],
         Row("llm.rotation.rotate_model_", "Q",
             lambda q: rotation.rotate_model_(_tiny_llama(), q),
             lambda: rotation.random_orthogonal(32).float(), ndim=lambda: W(32),
@@ -801,6 +817,13 @@ def _rows_modules_and_models() -> list[Row]:
             _tiny_llama, "module"),
         Row("llm.kv.kv_quantize_", "bits", lambda b: kv.kv_quantize_(_tiny_llama(), b),
             lambda: 4, "bits", bad=(1,)),
+        Row("llm.kv.kv_quantize_", "group_size",
+            lambda g: kv.kv_quantize_(_tiny_llama(), 4, "token", "token", group_size=g),
+            lambda: 8, "size", bad=(32,)),  # 32 does not divide head_dim 16
+        Row("llm.kv.kv_quantize_", "head_dim", lambda d: kv.kv_quantize_(_tiny_llama(), 4,
+            head_dim=d), lambda: 16, "size", bad=(12,)),  # 12 does not divide 32 channels
+        Row("llm.kv.capture_kv", "head_dim", lambda d: kv.capture_kv(_tiny_llama(), IDS[:2, :8],
+            head_dim=d), lambda: 16, "size", bad=(12,)),
         Row("llm.kv.capture_kv", "ids", lambda i: kv.capture_kv(_tiny_llama(), i),
             lambda: IDS[:2, :8], "code", ndim=lambda: IDS[0]),
         Row("llm.kv.capture_kv", "ids", lambda i: kv.capture_kv(_tiny_llama(), i),
@@ -827,6 +850,8 @@ def _rows_modules_and_models() -> list[Row]:
         Row("llm.results.results_table", "model", _results_table("model"), _tiny_llama,
             "module"),
         Row("llm.results.results_table", "bits", _results_table("bits"), lambda: 4, "bits"),
+        Row("llm.results.results_table", "group_size", _results_table("group_size"),
+            lambda: 16, "size"),
     ]
 
 

@@ -117,6 +117,8 @@ def awq_scale_search(
     ``α = i / n_grid``.
     """
     check_tensor(x_mean, "x_mean")
+    if not isinstance(n_grid, int) or n_grid < 1:
+        raise ValueError(f"n_grid must be a positive int (alpha values), got {n_grid!r}")
     if x_mean.ndim != 1 or any(W.shape[-1] != x_mean.shape[0] for W in weights):
         raise ValueError(f"x_mean must be 1-D with one entry per input channel of the weights, "
                          f"got shape {tuple(x_mean.shape)}")

@@ -135,6 +135,12 @@ def _check_batches(batches: object, model: nn.Module, name: str = "batches") -> 
     return _check_vocab(batches, model, name)
 
 
+def _check_batch_size(batch_size: object) -> None:
+    """``ValueError`` unless ``batch_size`` (samples per forward pass) is a positive int."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 def _check_vocab(ids: torch.Tensor, model: nn.Module, name: str = "ids") -> torch.Tensor:
     """``ValueError`` if a token id lies outside ``[0, vocab)`` of ``model``'s input embedding
     (the embedding lookup would fail with a raw ``IndexError`` deep inside the model)."""
@@ -441,6 +447,8 @@ def calibration_batches(ids: torch.Tensor, n_samples: int, seq_len: int) -> torc
                 [7, 8, 9]])
     """
     ids = _as_1d_ids(ids)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n_samples, seq_len)):
+        raise TypeError(f"n_samples and seq_len must be ints, got {n_samples!r} and {seq_len!r}")
     if n_samples < 1 or seq_len < 1:
         raise ValueError(f"n_samples and seq_len must be >= 1, got {n_samples} and {seq_len}")
     n = ids.numel()
@@ -536,8 +544,7 @@ def for_each_linear_input(
     check_module(model, "model")
     linears = _resolve_linears(model, names)
     batches = _check_batches(batches, model)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
 
     handles = _hook_linear_inputs(linears, fn)
     device = _model_device(model)
@@ -761,6 +768,7 @@ def first_block_inputs(
     """
     blocks = decoder_blocks(model)
     batches = _check_batches(batches, model)
+    _check_batch_size(batch_size)
     records: BlockInputs = []
 
     def catcher(module: nn.Module, args: tuple, kwargs: dict) -> None:
