@@ -187,3 +187,22 @@ def test_true_sequential_needs_calibration_data():
     with pytest.raises(ValueError, match="true_sequential"):
         gptq_quantize_(model, None, hessians=Hs, true_sequential=True, progress=False)
     assert len(decoder_blocks(model)) == 2
+
+
+def test_block_run_cut_short_gives_the_same_hessians():
+    """True-sequential stops each block run at the group's last linear: same statistics."""
+    from inwhale.llm.harness import first_block_inputs, run_block
+
+    model = tiny_llama()
+    block = decoder_blocks(model)[0]
+    records = first_block_inputs(model, torch.randint(0, 128, (4, 32)), batch_size=2)
+    linears = block_linears(model, block)
+    group = {n: linears[n] for n in linears if "gate_proj" in n or "up_proj" in n}
+    full = gptq_module._block_hessians(block, records, group)
+    short = gptq_module._block_hessians(block, records, group, stop_after=list(group)[-1])
+    assert full.keys() == short.keys() and len(full) == 2
+    for n in full:
+        assert torch.equal(full[n], short[n])
+    assert run_block(block, records, group, lambda n, x: None, stop_after=next(iter(group))) == []
+    with pytest.raises(ValueError, match="stop_after"):
+        run_block(block, records, group, lambda n, x: None, stop_after="model.nope")

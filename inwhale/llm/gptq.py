@@ -540,11 +540,12 @@ def _data_flow_groups(block: nn.Module, records: BlockInputs,
     return groups
 
 
-def _block_hessians(block: nn.Module, records: BlockInputs,
-                    linears: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
-    """``H = 2 XᵀX / n`` of the given linears, from one run of ``block`` over ``records``."""
+def _block_hessians(block: nn.Module, records: BlockInputs, linears: dict[str, nn.Linear],
+                    stop_after: str | None = None) -> dict[str, torch.Tensor]:
+    """``H = 2 XᵀX / n`` of the given linears, from one run of ``block`` over ``records``
+    (cut short once linear ``stop_after`` has been reached: the rest is not needed)."""
     gram = GramAccumulator()
-    run_block(block, records, linears, gram.add)
+    run_block(block, records, linears, gram.add, stop_after)
     return {n: 2 * xtx for n, xtx in gram.mean().items()}
 
 
@@ -575,8 +576,8 @@ def _gptq_block_by_block_(model: nn.Module, records: BlockInputs | None,
         if true_sequential:
             for names in _data_flow_groups(block, records, linears):
                 subset = {n: linears[n] for n in names}
-                _solve_groups(subset, [names], _block_hessians(block, records, subset), solve,
-                              report)
+                Hs = _block_hessians(block, records, subset, stop_after=names[-1])
+                _solve_groups(subset, [names], Hs, solve, report)
         else:
             Hs = hessians if records is None else _block_hessians(block, records, linears)
             _solve_groups(linears, _shared_input_groups(linears, Hs), Hs, solve, report)

@@ -794,18 +794,37 @@ def run_block(
     records: BlockInputs,
     linears: Mapping[str, nn.Linear] | None = None,
     fn: Callable[[str, torch.Tensor], None] | None = None,
+    stop_after: str | None = None,
 ) -> BlockInputs:
     """Run ``block`` on every record; its outputs become the next block's inputs.
 
     With ``linears`` and ``fn``, ``fn(name, x)`` is called on each listed linear's input
-    (flattened to ``(B·T, in_features)``) as in :func:`for_each_linear_input`.
+    (flattened to ``(B·T, in_features)``) as in :func:`for_each_linear_input`. With
+    ``stop_after`` (one of ``linears``), each record's run ends as soon as ``fn`` has seen
+    that linear's input: when only the statistics are wanted, the rest of the block is not
+    computed, and the result is ``[]``.
+
+    Raises:
+        ValueError: ``stop_after`` is not one of ``linears``, or ``fn`` is missing.
     """
     check_module(block, "block")
-    handles = [] if fn is None else _hook_linear_inputs(linears or {}, fn)
+    if stop_after is not None and (fn is None or stop_after not in (linears or {})):
+        raise ValueError(f"stop_after must name one of linears (with fn given), got "
+                         f"{stop_after!r}")
+
+    def seen(name: str, x: torch.Tensor) -> None:
+        fn(name, x)
+        if name == stop_after:
+            raise _StopForward
+
+    handles = [] if fn is None else _hook_linear_inputs(linears or {}, seen)
     out = []
     try:
         for args, kwargs in records:
-            y = block(*args, **kwargs)
+            try:
+                y = block(*args, **kwargs)
+            except _StopForward:
+                continue
             y = y[0] if isinstance(y, (tuple, list)) else y
             out.append(((y, *args[1:]), kwargs))
     finally:
