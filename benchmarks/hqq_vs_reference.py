@@ -9,6 +9,8 @@ non-overlapping windows of 512. Rows:
 * ``inwhale HQQ`` — :func:`inwhale.llm.hqq.hqq_quantize_` with its defaults (the published
   method: exact min–max start, ``β ← 1.01 β``, keep the best zero point), groups of 128
   columns per row (the last group of a 576-column row has 64).
+* ``inwhale HQQ (round_zero)`` — the same, started from the core's whole-code zero point
+  (inwhale's behaviour before issue 14 §2).
 * ``inwhale HQQ (package settings)`` — inwhale's solver with the package's choices:
   ``round_zero`` as in ``hqq_base_quant_config`` (on at 4 bits, off at 3), constant ``β``
   (``kappa=1``), the last zero point (``keep="last"``), and the package's flat groups
@@ -84,6 +86,8 @@ def package_settings(W: torch.Tensor, bits: int) -> torch.Tensor:
 METHODS: dict[str, Callable[[nn.Module, int], object]] = {   # --methods takes these keys
     "RTN": lambda m, b: rtn_quantize_(m, bits=b, group_size=GROUP, progress=False),
     "inwhale HQQ": lambda m, b: hqq_quantize_(m, bits=b, group_size=GROUP, progress=False),
+    "inwhale HQQ (round_zero)": lambda m, b: hqq_quantize_(m, bits=b, group_size=GROUP,
+                                                           round_zero=True, progress=False),
     "inwhale HQQ (package settings)": per_layer(package_settings),
     "hqq package axis=1": per_layer(lambda W, b: package_weight(W, b, axis=1)),
     "hqq package axis=0": per_layer(lambda W, b: package_weight(W, b, axis=0)),
