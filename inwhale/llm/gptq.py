@@ -76,6 +76,8 @@ from inwhale.llm.harness import (
     BlockInputs,
     GramAccumulator,
     QuantReport,
+    _as_1d_ids,
+    _check_vocab,
     block_linears,
     calibration_batches,
     decoder_blocks,
@@ -385,6 +387,10 @@ def gptq_quantize_weights(
     if len(Ws) != len(Hs) or not Ws:
         raise ValueError(f"Ws and Hs must be non-empty lists of equal length, got {len(Ws)} "
                          f"and {len(Hs)}")
+    for k, W in enumerate(Ws):
+        check_tensor(W, f"Ws[{k}]")
+        if W.ndim != 2:
+            raise ValueError(f"Ws[{k}] must be 2-D (O, I), got shape {tuple(W.shape)}")
     if len({tuple(W.shape) for W in Ws}) != 1:
         raise ValueError("all weights in Ws must have the same shape; got "
                          f"{sorted({tuple(W.shape) for W in Ws})}")
@@ -611,7 +617,8 @@ def _calibration_records(model: nn.Module, calib_ids: torch.Tensor | None, n_sam
                          seq_len: int, batch_size: int) -> BlockInputs:
     """The first block's inputs for the calibration windows cut from ``calib_ids``."""
     if calib_ids is None:
-        raise ValueError("calib_ids is required when hessians is None")
+        raise TypeError("calib_ids must be a tensor of token ids when hessians is None")
+    calib_ids = _check_vocab(_as_1d_ids(calib_ids, "calib_ids"), model, "calib_ids")
     batches = calibration_batches(calib_ids, n_samples, seq_len)
     return first_block_inputs(model, batches, batch_size)
 
