@@ -3,6 +3,7 @@ groups, and true-sequential quantization inside a block."""
 
 import pytest
 import torch
+from test_llm_gptq import tiny_llama  # the same tiny random LLaMA as the other GPTQ tests
 
 from inwhale.core.affine import dequantize, fake_quantize
 from inwhale.core.granularity import PerAxis
@@ -11,16 +12,6 @@ from inwhale.llm import gptq as gptq_module
 from inwhale.llm.gptq import gptq_quantize_, gptq_quantize_weight
 from inwhale.llm.harness import block_linears, decoder_blocks
 from inwhale.llm.rtn import rtn_weight
-
-
-def tiny_llama(seed: int = 0, layers: int = 2):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=64, tie_word_embeddings=True)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def spread_layer(seed: int = 0, i: int = 48, o: int = 12, n: int = 512):
