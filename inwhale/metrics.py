@@ -84,7 +84,7 @@ def relative_error(x: torch.Tensor, xhat: torch.Tensor) -> float:
     0.2
     """
     check_tensor(x, "x"), check_tensor(xhat, "xhat")
-    x, xhat = _pair(x, xhat)
+    x, xhat = _pair(x.detach(), xhat.detach())   # a number, not a graph node
     diff, ref = float((x - xhat).norm()), float(x.norm())
     if diff == 0.0:
         return 0.0

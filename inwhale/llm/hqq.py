@@ -192,8 +192,8 @@ def hqq_weight(W: torch.Tensor, *, bits: int = 4, group_size: int | None = 64,
         W: weight (O, I); see :func:`hqq_qparams`.
         bits: code width.
         group_size: columns per group, or ``None`` for one group per row.
-        **opts: the other options of :func:`hqq_qparams` (``p``, ``beta``, ``kappa``,
-            ``iters``, ``round_zero``, ``keep``).
+        opts: keyword arguments, the other options of :func:`hqq_qparams` (``p``,
+            ``beta``, ``kappa``, ``iters``, ``round_zero``, ``keep``).
 
     Returns:
         The dequantized weight, same shape and dtype as ``W``.
@@ -226,8 +226,8 @@ def hqq_quantize_(
         bits: code width.
         group_size: columns per group, or ``None`` for one group per row.
         progress: show a progress bar over the linears.
-        **opts: options of :func:`hqq_qparams` (``p``, ``beta``, ``kappa``, ``iters``,
-            ``round_zero``, ``keep``); their defaults are the published method's.
+        opts: keyword arguments, options of :func:`hqq_qparams` (``p``, ``beta``, ``kappa``,
+            ``iters``, ``round_zero``, ``keep``); their defaults are the published method's.
 
     Returns:
         A :class:`~inwhale.llm.harness.QuantReport` with method ``"hqq"``, settings
