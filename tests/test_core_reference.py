@@ -141,3 +141,19 @@ def test_dequantize_inverts_codes_exactly():
     ref = (q.to(torch.float32) - qp.zero_point) * qp.scale
     assert torch.equal(inwhale.dequantize(q, qp), ref)
     assert torch.equal(inwhale.dequantize(q, qp), fake_quantize(x, qp))
+
+
+def test_float_domain_zero_point_is_the_exact_min_max_one():
+    """``zero_point_domain="float"``: z = q_min − lo/s unrounded (hand computation), the same
+    scale as the int domain, and the range minimum lands exactly on q_min."""
+    from inwhale.core import qparams_from_range
+
+    qi = qparams_from_range(-0.9, 2.1, bits=4)
+    qf = qparams_from_range(-0.9, 2.1, bits=4, zero_point_domain="float")
+    assert torch.equal(qi.scale, qf.scale)
+    assert qi.zero_point.item() == 4                      # round(4.5) = 4, half to even
+    assert qf.zero_point.dtype == torch.float32 and qf.zero_point_domain == "float"
+    assert abs(qf.zero_point.item() - 4.5) < 1e-6         # 0 − (−0.9)/0.2
+    assert fake_quantize(torch.tensor([-0.9]), qf).item() == pytest.approx(-0.9, abs=1e-6)
+    with pytest.raises(ValueError, match="zero_point_domain"):
+        qparams_from_range(-1.0, 1.0, zero_point_domain="half")

@@ -169,6 +169,7 @@ def qparams_from_range(
     signed: bool | None = None,
     narrow_range: bool = False,
     granularity: Granularity | None = None,
+    zero_point_domain: str = "int",
 ) -> QParams:
     """Scale and zero point that cover the real range ``[min_val, max_val]``.
 
@@ -184,14 +185,30 @@ def qparams_from_range(
         signed: signed codes; defaults to ``symmetric`` (int8 for symmetric, uint8 else).
         narrow_range: drop the lowest code (``[−127, 127]`` for signed 8 bit).
         granularity: recorded in the result; defaults to :class:`PerTensor`.
+        zero_point_domain: ``"int"`` (default): ``z = q_min − round(lo'/s)``, a whole code
+            added after rounding. ``"float"``: the exact ``z = q_min − lo'/s`` (float32, not
+            rounded), added before rounding — the start of HQQ's zero-point search; it maps
+            ``lo'`` exactly onto ``q_min`` (symmetric grids: the middle code, as a float).
 
     Returns:
-        :class:`QParams` with float32 ``scale`` and int32 ``zero_point`` of the ranges'
-        broadcast shape.
+        :class:`QParams` with float32 ``scale`` and an int32 (``"int"``) or float32
+        (``"float"``) ``zero_point`` of the ranges' broadcast shape.
 
     Raises:
-        ValueError: ``min_val > max_val`` anywhere, a non-finite end, bad ``bits``.
+        ValueError: ``min_val > max_val`` anywhere, a non-finite end, bad ``bits``, an
+            unknown ``zero_point_domain``.
+
+    Worked example (4 bits, range [−1, 2]): ``s = 3/15 = 0.2``; the int domain rounds
+    ``−lo/s = 5`` (already whole); with range [−0.9, 2.1] ``−lo/s = 4.5`` → ``z = 4`` (round
+    half to even) in the int domain and ``4.5`` in the float domain:
+
+    >>> qparams_from_range(-0.9, 2.1, bits=4).zero_point.item()
+    4
+    >>> round(qparams_from_range(-0.9, 2.1, bits=4, zero_point_domain="float").zero_point.item(), 4)
+    4.5
     """
+    if zero_point_domain not in ("int", "float"):
+        raise ValueError(f"zero_point_domain must be 'int' or 'float', got {zero_point_domain!r}")
     lo, hi = _as_float32(min_val, "min_val"), _as_float32(max_val, "max_val")
     if bool((lo > hi).any()):
         raise ValueError("min_val must be <= max_val everywhere (got min_val > max_val)")
@@ -205,6 +222,10 @@ def qparams_from_range(
     else:
         scale = torch.clamp((hi - lo) / (qmax - qmin), min=EPS)
         zero_point = torch.clamp(qmin - torch.round(lo / scale), qmin, qmax).to(torch.int32)
+    if zero_point_domain == "float":
+        exact = (qmin - lo / scale) if not symmetric else zero_point.float()
+        return QParams(scale, exact, qmin, qmax, granularity or PerTensor(), bits,
+                       zero_point_domain="float")
     return QParams(scale, zero_point, qmin, qmax, granularity or PerTensor(), bits)
 
 
@@ -216,11 +237,13 @@ def choose_qparams(
     signed: bool | None = None,
     narrow_range: bool = False,
     granularity: Granularity | None = None,
+    zero_point_domain: str = "int",
 ) -> QParams:
     """Min–max quantization parameters for the tensor ``x`` at the given granularity.
 
     Computes ``lo = min(x)``, ``hi = max(x)`` per group and calls
-    :func:`qparams_from_range`. Works for any floating dtype; statistics are float32.
+    :func:`qparams_from_range` (which documents ``zero_point_domain``). Works for any
+    floating dtype; statistics are float32.
 
     >>> x = torch.tensor([[0.0, 1.0, 2.0], [-4.0, 0.0, 4.0]])
     >>> from inwhale.core.granularity import PerAxis
@@ -236,7 +259,8 @@ def choose_qparams(
     x32 = x.float()
     lo, hi = granularity.reduce(x32, "amin"), granularity.reduce(x32, "amax")
     return qparams_from_range(lo, hi, bits=bits, symmetric=symmetric, signed=signed,
-                              narrow_range=narrow_range, granularity=granularity)
+                              narrow_range=narrow_range, granularity=granularity,
+                              zero_point_domain=zero_point_domain)
 
 
 __all__ = ["EPS", "QParams", "choose_qparams", "integer_range", "qparams_from_range"]

@@ -79,19 +79,17 @@ def _valid_mask(granularity: PerGroup | PerAxis, W: torch.Tensor) -> torch.Tenso
 
 def _start_qparams(W: torch.Tensor, gran: PerGroup | PerAxis, bits: int,
                    round_zero: bool) -> QParams:
-    """The min–max start: the core's asymmetric qparams, with the zero point as a float.
+    """The min–max start, with the zero point in the float domain (added before rounding).
 
-    The core rounds the zero point to a whole code. With ``round_zero=False`` (the published
-    method, and the ``hqq`` package's default) the rounding is undone: the start is the real
-    zero point ``q_min − lo'/s`` that maps the (zero-widened) group minimum ``lo'`` exactly onto
-    ``q_min``, from the core's own ``s`` and range.
+    ``round_zero=False`` (the published method, and the ``hqq`` package's default): the core's
+    exact zero point ``q_min − lo'/s``, which maps the group minimum exactly onto ``q_min``.
+    ``round_zero=True``: the core's whole-code zero point, held as a float.
     """
-    qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
-    z = qp.zero_point.float()
     if not round_zero:
-        lo = torch.clamp(gran.reduce(W, "amin"), max=0.0).reshape(z.shape)
-        z = qp.qmin - lo / qp.scale
-    return dataclasses.replace(qp, zero_point=z, zero_point_domain="float")
+        return choose_qparams(W, bits=bits, symmetric=False, granularity=gran,
+                              zero_point_domain="float")
+    qp = choose_qparams(W, bits=bits, symmetric=False, granularity=gran)
+    return dataclasses.replace(qp, zero_point=qp.zero_point.float(), zero_point_domain="float")
 
 
 @torch.no_grad()
