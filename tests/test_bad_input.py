@@ -736,18 +736,13 @@ def _rows_weight_level() -> list[Row]:
         Row("llm.awq.awq_scale_search", "n_grid",
             lambda n: awq.awq_scale_search([W(8, 64)], H, W(64).abs(), bits=4, group_size=32,
                                            n_grid=n), lambda: 2, "size"),
-        Row("llm.awq.collect_awq_stats", "batches",
-            lambda b: awq.collect_awq_stats(_tiny_llama(), [LLAMA_Q], b), lambda: IDS[:2, :8],
-            "code", ndim=lambda: IDS[0], skip=("empty",)),  # no tokens: nothing to average
-        Row("llm.awq.collect_awq_stats", "batches",
-            lambda b: awq.collect_awq_stats(_tiny_llama(), [LLAMA_Q], b), lambda: IDS[:2, :8],
-            "vocab"),
-        Row("llm.gptq.collect_hessians", "batches",
-            lambda b: gptq.collect_hessians(_tiny_llama(), [LLAMA_Q], b), lambda: IDS[:2, :8],
-            "code", ndim=lambda: IDS[0], skip=("empty",)),  # no tokens: nothing to average
-        Row("llm.gptq.collect_hessians", "batches",
-            lambda b: gptq.collect_hessians(_tiny_llama(), [LLAMA_Q], b), lambda: IDS[:2, :8],
-            "vocab"),
+        # the two statistics collectors over calibration batches: as codes, and in the vocabulary
+        *[Row(f"llm.{collect.__module__.split('.')[-1]}.{collect.__name__}", "batches",
+              lambda b, collect=collect: collect(_tiny_llama(), [LLAMA_Q], b),
+              lambda: IDS[:2, :8], kind, **extra)
+          for collect in (awq.collect_awq_stats, gptq.collect_hessians)
+          for kind, extra in (("code", {"ndim": lambda: IDS[0], "skip": ("empty",)}),  # no tokens:
+                              ("vocab", {}))],                                  # nothing to average
         Row("llm.gptq.gptq_quantize_weights", "Ws",
             lambda w: gptq.gptq_quantize_weights([w], [H], bits=4, group_size=32),
             lambda: W(8, 64), ndim=lambda: W(64)),
