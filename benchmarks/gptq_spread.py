@@ -7,12 +7,14 @@ token_ids(tokenizer)``; calibration = 32 consecutive windows of 512 tokens from
 tokens); asymmetric min–max grids, damping 0.01, 2 threads.
 
 Each *perturbation* changes one thing that should not matter — the calibration batch size
-(windows per forward pass: 1, 2, 4, 8, 16), the damping (0.0101 instead of 0.01), the order
-of the calibration windows (reversed) — and the command reports every run, then the median
+(windows per forward pass: 1, 2, 4, 8, 16), the damping (0.0101 or 0.0099 instead of 0.01),
+the order of the calibration windows (reversed), where they start (half a window later) —
+and the command reports every run, then the median
 and the spread (min–max) of the perplexity, and the median wall time. The float model and
 RTN are measured once for reference.
 
-    .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 7 runs
+    .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 9 runs
+    .venv/bin/python benchmarks/gptq_spread.py --runs common         # the reference's five
     .venv/bin/python benchmarks/gptq_spread.py --bits 4 --act-order  # W4 g128 with act-order
     .venv/bin/python benchmarks/gptq_spread.py --runs batch1,damp     # a subset
     .venv/bin/python benchmarks/gptq_spread.py --true-sequential      # the reference's flag
@@ -23,7 +25,7 @@ default), ``--static-groups`` (groups fixed up front from the float weights),
 ``--true-sequential`` (the linears of a block in data-flow order, Hessians recollected).
 
 Cost on this project's 2-core machine (quiet): about 2–4 min per GPTQ run plus about 30 s per
-evaluation, so the default seven runs take roughly half an hour. Writes
+evaluation, so the default nine runs take roughly forty minutes. Writes
 ``benchmarks/gptq_spread_W{bits}{-actorder}{-static}{-trueseq}.json``. Not a pass/fail test.
 """
 
@@ -49,22 +51,28 @@ from inwhale.llm.rtn import rtn_quantize_
 ROOT = Path(__file__).resolve().parents[1]
 N_WINDOWS, WINDOW, CALIB_START, EVAL_TOKENS = 32, 512, 20_000, 8192
 
-# name -> (calibration batch size, damping, reversed window order)
+# name -> (calibration batch size, damping, reversed window order, first calibration token)
 PERTURBATIONS = {
-    "batch1": (1, 0.01, False),
-    "batch2": (2, 0.01, False),
-    "batch4": (4, 0.01, False),
-    "batch8": (8, 0.01, False),       # gptq_quantize_'s default batch size
-    "batch16": (16, 0.01, False),
-    "damp": (8, 0.0101, False),
-    "reversed": (8, 0.01, True),
+    "batch1": (1, 0.01, False, CALIB_START),
+    "batch2": (2, 0.01, False, CALIB_START),
+    "batch4": (4, 0.01, False, CALIB_START),
+    "batch8": (8, 0.01, False, CALIB_START),       # gptq_quantize_'s default batch size
+    "batch16": (16, 0.01, False, CALIB_START),
+    "damp": (8, 0.0101, False, CALIB_START),
+    "damp-": (8, 0.0099, False, CALIB_START),
+    "reversed": (8, 0.01, True, CALIB_START),
+    "shift": (8, 0.01, False, CALIB_START + WINDOW // 2),   # every window half a window later
 }
+# The five perturbations that the reference code has too (it has no batch size: it adds one
+# window at a time): the set the README compares medians over.
+COMMON = "batch8,damp,damp-,reversed,shift"
 
 
-def calibration_stream(ids: torch.Tensor, reverse: bool) -> torch.Tensor:
-    """32 consecutive windows of 512 tokens from ``ids[20000:]``, flattened; ``reverse``
-    puts the windows in the opposite order (each window's tokens unchanged)."""
-    windows = ids[CALIB_START : CALIB_START + N_WINDOWS * WINDOW].reshape(N_WINDOWS, WINDOW)
+def calibration_stream(ids: torch.Tensor, reverse: bool, start: int = CALIB_START) -> torch.Tensor:
+    """32 consecutive windows of 512 tokens from ``ids[start:]`` (``ids[20000:]`` in the
+    protocol), flattened; ``reverse`` puts the windows in the opposite order (each window's
+    tokens unchanged)."""
+    windows = ids[start : start + N_WINDOWS * WINDOW].reshape(N_WINDOWS, WINDOW)
     return (windows.flip(0) if reverse else windows).reshape(-1)
 
 
@@ -76,7 +84,8 @@ def main() -> None:
     p.add_argument("--static-groups", action="store_true")
     p.add_argument("--true-sequential", action="store_true")
     p.add_argument("--runs", default=",".join(PERTURBATIONS),
-                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)}")
+                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)}, or 'common' "
+                        f"for the five the reference has too ({COMMON})")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the float and RTN evaluations (e.g. when runs are split over "
@@ -84,7 +93,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/gptq_spread_<setting>.json)")
     args = p.parse_args()
-    runs = args.runs.split(",")
+    runs = (COMMON if args.runs == "common" else args.runs).split(",")
     unknown = set(runs) - set(PERTURBATIONS)
     if unknown:
         p.error(f"--runs: unknown {sorted(unknown)}; choose from {list(PERTURBATIONS)}")
@@ -115,10 +124,10 @@ def main() -> None:
         del rtn
         print(f"{label}: float {out['float']:.2f}, RTN {out['rtn']:.2f}", flush=True)
     for name in runs:
-        batch, damp, reverse = PERTURBATIONS[name]
+        batch, damp, reverse, start = PERTURBATIONS[name]
         m = copy.deepcopy(model)
         t0 = time.perf_counter()
-        gptq_quantize_(m, calibration_stream(ids, reverse), bits=args.bits,
+        gptq_quantize_(m, calibration_stream(ids, reverse, start), bits=args.bits,
                        group_size=args.group_size, percdamp=damp, act_order=args.act_order,
                        static_groups=args.static_groups, true_sequential=args.true_sequential,
                        n_samples=N_WINDOWS, seq_len=WINDOW, batch_size=batch, progress=False)
@@ -126,7 +135,8 @@ def main() -> None:
         ppl = evaluate(m)
         del m
         out["runs"][name] = {"ppl": ppl, "seconds": seconds, "batch_size": batch,
-                             "percdamp": damp, "reversed": reverse}
+                             "percdamp": damp, "reversed": reverse,
+                             "calib_start": start}
         print(f"  {name:9s} ppl {ppl:7.2f}   {seconds:6.0f} s", flush=True)
         path.write_text(json.dumps(out, indent=2))           # partial results survive a kill
     ppls = [r["ppl"] for r in out["runs"].values()]
