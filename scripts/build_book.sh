@@ -72,6 +72,8 @@ else
     [ $rc -eq 0 ] && echo "$build_hash" > _build/html/.inwhale-build-hash
 fi
 T4=$(date +%s)
+# Explorers, controls and page weight per chapter (a table; _build/timings/pages.json)
+python scripts/page_report.py _build/html --json _build/timings/pages.json || true
 
 printf '{\n  "environment": %s.0,\n  "notebooks": %s.0,\n  "book": %s.0,\n  "pdf": %s.0,\n  "total": %s.0\n}\n' \
     $(( T1 - T0 )) $(( T2 - T1 )) $(( T3 - T2 )) $(( T4 - T3 )) $(( T4 - T0 )) \
