@@ -57,7 +57,8 @@ def shoot(html: Path, out: Path) -> list[Path]:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base)
+            local = (base, "data:", "blob:", "about:")
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local)
                        else r.abort())
             page.goto(f"{base}/{EXPLORER_PAGE}", wait_until="load")
             ex = page.locator(".inwhale-explorer").first
@@ -81,6 +82,8 @@ def shoot(html: Path, out: Path) -> list[Path]:
 
             phone = browser.new_page(viewport={"width": 390, "height": 844},
                                      device_scale_factor=2)
+            phone.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local)
+                        else r.abort())
             phone.goto(f"{base}/{GPTQ_PAGE}", wait_until="load")
             phone.wait_for_function("() => !window.MathJax || !MathJax.startup || "
                                     "MathJax.startup.promise !== undefined")
