@@ -85,9 +85,8 @@ def shoot(html: Path, out: Path) -> list[Path]:
             phone.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local)
                         else r.abort())
             phone.goto(f"{base}/{GPTQ_PAGE}", wait_until="load")
-            phone.wait_for_function("() => !window.MathJax || !MathJax.startup || "
-                                    "MathJax.startup.promise !== undefined")
-            phone.wait_for_timeout(1500)  # MathJax typesets after load
+            phone.wait_for_selector("article.bd-article mjx-container", timeout=30_000)
+            phone.evaluate("() => MathJax.startup.promise")   # typesetting finished
             eq = phone.locator("article.bd-article div.math").nth(1)
             eq.evaluate("(e) => e.scrollIntoView({block: 'center'})")
             saved.append(out / "gptq-equation-390px.png")
