@@ -11,10 +11,9 @@ repository). Not a pass/fail test.
     .venv/bin/python benchmarks/llm_table.py --eval-tokens 1024 --calib-samples 8  # = the book
 
 Time on a 2-core CPU: about (19 evaluations × eval_tokens / 150 tokens/s) plus a few
-minutes of quantization; the default took 872 s (14.5 min) on this project's 2-core machine
-(2026-11-27: float 9.87, W4 g128 RTN 13.23 / GPTQ 12.23 / AWQ 11.76 / HQQ 13.00, W3 g128
-RTN 51.78 / GPTQ 27.75 / AWQ 20.93; GPTQ then solved every layer from float-model Hessians,
-since 2026-12-02 the table runs the published block-sequential GPTQ, so its rows will differ).
+minutes of quantization; the default took 696 s on this project's 2-core machine
+(2026-12-03, block-sequential GPTQ: float 9.87, W4 g128 RTN 13.23 / GPTQ 11.84 / AWQ 11.76 /
+HQQ 13.30, W3 g128 RTN 51.78 / GPTQ 22.22 / AWQ 20.93; the whole table is in the README).
 Pass ``--model`` to run the same table
 on any Hugging Face causal LM you have locally (e.g. a path to OPT-125M).
 """
