@@ -74,7 +74,8 @@ def shoot(html: Path, out: Path) -> list[Path]:
             ex.screenshot(path=saved[-1])
             print(f"explorer: {labels0} -> {labels1}")
 
-            page.goto(f"{base}/{RESULTS_PAGE}", wait_until="load")
+            page.set_viewport_size({"width": 1280, "height": 2400})  # whole table in view:
+            page.goto(f"{base}/{RESULTS_PAGE}", wait_until="load")  # no sticky header over it
             table = page.locator("article.bd-article table").first
             table.scroll_into_view_if_needed()
             saved.append(out / "results-table.png")
