@@ -14,6 +14,7 @@ Usage: python scripts/make_pdf.py [--html _build/html] [--out _build/html/inwhal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import os
@@ -84,6 +85,27 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def serve(html: Path):
+    """Serve the folder ``html`` on 127.0.0.1 (a free port) while the block runs; yields the
+    base URL, e.g. ``http://127.0.0.1:40123``."""
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def local_only(page, base: str) -> None:
+    """Let ``page`` load only ``base`` and inline (data:, blob:, about:) URLs; abort the rest."""
+    allowed = (base, "data:", "blob:", "about:")
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(allowed)
+               else r.abort())
+
+
 def page_order(html: Path) -> list[str]:
     """Pages in the sidebar's order, as paths relative to ``html``."""
     start = html / "book" / "intro.html"
@@ -100,40 +122,27 @@ def make_pdf(html: Path, out: Path) -> tuple[int, int]:
     """Print the book in ``html`` to ``out``; returns (chapters, bytes)."""
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(_QuietHandler, directory=str(html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1000, "height": 1400})
-            page.route(
-                "**/*",
-                lambda r: r.continue_()
-                if r.request.url.startswith((base, "data:", "blob:", "about:"))
-                else r.abort(),
-            )
-            page.goto(f"{base}/book/intro.html", wait_until="load")
-            urls = [f"{base}/{rel}" for rel in page_order(html)]
-            chapters = page.evaluate(COLLECT_JS, urls)
-            page.add_style_tag(content=PRINT_CSS)
-            page.wait_for_timeout(500)
-            page.emulate_media(media="print")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            page.pdf(
-                path=str(out), format="A4", print_background=True,
-                margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"},
-                display_header_footer=True, header_template="<span></span>",
-                footer_template=(
-                    '<div style="font-size:8px;width:100%;text-align:center">'
-                    '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
-                ),
-            )
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(html) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        local_only(page, base)
+        page.goto(f"{base}/book/intro.html", wait_until="load")
+        urls = [f"{base}/{rel}" for rel in page_order(html)]
+        chapters = page.evaluate(COLLECT_JS, urls)
+        page.add_style_tag(content=PRINT_CSS)
+        page.wait_for_timeout(500)
+        page.emulate_media(media="print")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.pdf(
+            path=str(out), format="A4", print_background=True,
+            margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"},
+            display_header_footer=True, header_template="<span></span>",
+            footer_template=(
+                '<div style="font-size:8px;width:100%;text-align:center">'
+                '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
+            ),
+        )
+        browser.close()
     return chapters, out.stat().st_size
 
 

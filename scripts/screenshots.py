@@ -16,14 +16,11 @@ Chromium the browser tests use:
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import sys
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_pdf import CHROMIUM, CHROMIUM_ARGS, _QuietHandler
+from make_pdf import CHROMIUM, CHROMIUM_ARGS, local_only, serve
 
 EXPLORER_PAGE = "book/part1/02_uniform_quantizers.html"
 RESULTS_PAGE = "book/part6/09_results.html"
@@ -48,54 +45,44 @@ def shoot(html: Path, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(_QuietHandler, directory=str(html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     saved = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            local = (base, "data:", "blob:", "about:")
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local)
-                       else r.abort())
-            page.goto(f"{base}/{EXPLORER_PAGE}", wait_until="load")
-            ex = page.locator(".inwhale-explorer").first
-            ex.scroll_into_view_if_needed()
-            labels0 = ex.locator("output.iwx-value").all_inner_texts()
-            saved.append(out / "explorer-start.png")
-            ex.screenshot(path=saved[-1])
-            _move_all_to_last(ex)
-            labels1 = ex.locator("output.iwx-value").all_inner_texts()
-            if labels0 == labels1:
-                raise SystemExit(f"{EXPLORER_PAGE}: the explorer's labels did not change")
-            saved.append(out / "explorer-moved.png")
-            ex.screenshot(path=saved[-1])
-            print(f"explorer: {labels0} -> {labels1}")
+    with serve(html) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        local_only(page, base)
+        page.goto(f"{base}/{EXPLORER_PAGE}", wait_until="load")
+        ex = page.locator(".inwhale-explorer").first
+        ex.scroll_into_view_if_needed()
+        labels0 = ex.locator("output.iwx-value").all_inner_texts()
+        saved.append(out / "explorer-start.png")
+        ex.screenshot(path=saved[-1])
+        _move_all_to_last(ex)
+        labels1 = ex.locator("output.iwx-value").all_inner_texts()
+        if labels0 == labels1:
+            raise SystemExit(f"{EXPLORER_PAGE}: the explorer's labels did not change")
+        saved.append(out / "explorer-moved.png")
+        ex.screenshot(path=saved[-1])
+        print(f"explorer: {labels0} -> {labels1}")
 
-            page.set_viewport_size({"width": 1280, "height": 2400})  # whole table in view:
-            page.goto(f"{base}/{RESULTS_PAGE}", wait_until="load")  # no sticky header over it
-            table = page.locator("article.bd-article table").first
-            table.scroll_into_view_if_needed()
-            saved.append(out / "results-table.png")
-            table.screenshot(path=saved[-1])
+        # tall enough for the whole table: no sticky header drawn over its rows
+        page.set_viewport_size({"width": 1280, "height": 2400})
+        page.goto(f"{base}/{RESULTS_PAGE}", wait_until="load")
+        table = page.locator("article.bd-article table").first
+        table.scroll_into_view_if_needed()
+        saved.append(out / "results-table.png")
+        table.screenshot(path=saved[-1])
 
-            phone = browser.new_page(viewport={"width": 390, "height": 844},
-                                     device_scale_factor=2)
-            phone.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local)
-                        else r.abort())
-            phone.goto(f"{base}/{GPTQ_PAGE}", wait_until="load")
-            phone.wait_for_selector("article.bd-article mjx-container", timeout=30_000)
-            phone.evaluate("() => MathJax.startup.promise")   # typesetting finished
-            eq = phone.locator("article.bd-article div.math").nth(1)
-            eq.evaluate("(e) => e.scrollIntoView({block: 'center'})")
-            saved.append(out / "gptq-equation-390px.png")
-            phone.screenshot(path=saved[-1])
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+        phone = browser.new_page(viewport={"width": 390, "height": 844},
+                                 device_scale_factor=2)
+        local_only(phone, base)
+        phone.goto(f"{base}/{GPTQ_PAGE}", wait_until="load")
+        phone.wait_for_selector("article.bd-article mjx-container", timeout=30_000)
+        phone.evaluate("() => MathJax.startup.promise")   # typesetting finished
+        eq = phone.locator("article.bd-article div.math").nth(1)
+        eq.evaluate("(e) => e.scrollIntoView({block: 'center'})")
+        saved.append(out / "gptq-equation-390px.png")
+        phone.screenshot(path=saved[-1])
+        browser.close()
     return saved
 
 
