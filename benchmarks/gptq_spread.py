@@ -8,13 +8,15 @@ tokens); asymmetric min–max grids, damping 0.01, 2 threads.
 
 Each *perturbation* changes one thing that should not matter — the calibration batch size
 (windows per forward pass: 1, 2, 4, 8, 16), the damping (0.0101 or 0.0099 instead of 0.01),
-the order of the calibration windows (reversed), where they start (half a window later) —
+the order of the calibration windows (reversed), where they start (a quarter, half or three
+quarters of a window later) —
 and the command reports every run, then the median
 and the spread (min–max) of the perplexity, and the median wall time. The float model and
 RTN are measured once for reference.
 
     .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 9 runs
     .venv/bin/python benchmarks/gptq_spread.py --runs common         # the reference's five
+    .venv/bin/python benchmarks/gptq_spread.py --runs common10       # ... and five more
     .venv/bin/python benchmarks/gptq_spread.py --bits 4 --act-order  # W4 g128 with act-order
     .venv/bin/python benchmarks/gptq_spread.py --runs batch1,damp     # a subset
     .venv/bin/python benchmarks/gptq_spread.py --true-sequential      # the reference's flag
@@ -62,10 +64,20 @@ PERTURBATIONS = {
     "damp-": (8, 0.0099, False, CALIB_START),
     "reversed": (8, 0.01, True, CALIB_START),
     "shift": (8, 0.01, False, CALIB_START + WINDOW // 2),   # every window half a window later
+    "damp2": (8, 0.0102, False, CALIB_START),
+    "damp2-": (8, 0.0098, False, CALIB_START),
+    "shift128": (8, 0.01, False, CALIB_START + WINDOW // 4),
+    "shift384": (8, 0.01, False, CALIB_START + 3 * WINDOW // 4),
+    "reversed-shift": (8, 0.01, True, CALIB_START + WINDOW // 2),
 }
 # The five perturbations that the reference code has too (it has no batch size: it adds one
 # window at a time): the set the README compares medians over.
 COMMON = "batch8,damp,damp-,reversed,shift"
+# Five more of the same kind (damping ±2 %, windows a quarter or three quarters of a window
+# later, reversed and shifted), for settings where five runs per code cannot tell two medians
+# apart: ``--runs common10`` runs all ten.
+EXTRA = "damp2,damp2-,shift128,shift384,reversed-shift"
+DEFAULT = "batch1,batch2,batch4,batch8,batch16,damp,damp-,reversed,shift"   # nine runs
 
 
 def calibration_stream(ids: torch.Tensor, reverse: bool, start: int = CALIB_START) -> torch.Tensor:
@@ -83,9 +95,11 @@ def main() -> None:
     p.add_argument("--act-order", action="store_true")
     p.add_argument("--static-groups", action="store_true")
     p.add_argument("--true-sequential", action="store_true")
-    p.add_argument("--runs", default=",".join(PERTURBATIONS),
-                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)}, or 'common' "
-                        f"for the five the reference has too ({COMMON})")
+    p.add_argument("--runs", default=DEFAULT,
+                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)} (default "
+                        f"{DEFAULT}), or 'common' "
+                        f"for the five the reference has too ({COMMON}), or 'common10' for "
+                        f"those and {EXTRA}")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the float and RTN evaluations (e.g. when runs are split over "
@@ -93,7 +107,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/gptq_spread_<setting>.json)")
     args = p.parse_args()
-    runs = (COMMON if args.runs == "common" else args.runs).split(",")
+    named = {"common": COMMON, "common10": f"{COMMON},{EXTRA}"}
+    runs = named.get(args.runs, args.runs).split(",")
     unknown = set(runs) - set(PERTURBATIONS)
     if unknown:
         p.error(f"--runs: unknown {sorted(unknown)}; choose from {list(PERTURBATIONS)}")

@@ -98,8 +98,10 @@ def token_splits(
             number of tokens (the message gives the total).
 
     Example:
-        >>> calib, evl = token_splits(tokenizer, 4096, 4096)   # doctest: +SKIP
-        >>> calib.shape, evl.shape                               # doctest: +SKIP
+        >>> from inwhale.data.smollm2 import load_smollm2
+        >>> _, tokenizer = load_smollm2(device="cpu")
+        >>> calib, evl = token_splits(tokenizer, 4096, 4096)
+        >>> calib.shape, evl.shape
         (torch.Size([4096]), torch.Size([4096]))
     """
     for name, value in (("calib_tokens", calib_tokens), ("eval_tokens", eval_tokens)):

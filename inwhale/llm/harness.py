@@ -227,9 +227,14 @@ def perplexity(
             ``stride`` or ``batch_size`` is out of range.
 
     Example:
-        >>> result = perplexity(model, eval_ids[:4096], context_len=512)   # doctest: +SKIP
-        >>> result.n_tokens          # 8 windows x 511 scored tokens        # doctest: +SKIP
-        4088
+        >>> from inwhale.data.smollm2 import load_smollm2
+        >>> from inwhale.data.text import token_ids
+        >>> model, tok = load_smollm2(device="cpu")
+        >>> result = perplexity(model, token_ids(tok)[:1024], context_len=512, progress=False)
+        >>> result.n_tokens          # 2 windows x 511 scored tokens
+        1022
+        >>> round(result.ppl, 2)
+        14.24
     """
     ids = _check_vocab(_as_1d_ids(ids), model)
     if ids.numel() < 2:
@@ -577,9 +582,13 @@ def capture_linear_inputs(
         ``{name: X}`` with ``X`` of shape ``(min(max_rows, n_samples * seq_len), in_features)``.
 
     Example:
+        >>> from inwhale.data.smollm2 import load_smollm2
+        >>> from inwhale.data.text import token_ids
+        >>> model, tok = load_smollm2(device="cpu")
+        >>> calib = token_ids(tok)[20_000:24_096]
         >>> X = capture_linear_inputs(model, ["model.layers.0.self_attn.q_proj"],
-        ...                           calibration_batches(calib, 4, 128))  # doctest: +SKIP
-        >>> X["model.layers.0.self_attn.q_proj"].shape                      # doctest: +SKIP
+        ...                           calibration_batches(calib, 4, 128))
+        >>> X["model.layers.0.self_attn.q_proj"].shape     # 4 windows x 128 tokens, 576 inputs
         torch.Size([512, 576])
     """
     if max_rows is not None and max_rows < 1:

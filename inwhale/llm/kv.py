@@ -51,10 +51,19 @@ All scale and zero-point arithmetic is :func:`inwhale.core.choose_qparams` /
 Glossary: ``B`` batch, ``T`` tokens, ``H`` key/value heads, ``d`` head_dim, ``C = H d``
 channels of a ``k_proj`` output, ``b`` bits, ``s`` scale, ``z`` zero point.
 
-Example:
-    >>> from inwhale.llm.kv import kv_quantize_                          # doctest: +SKIP
-    >>> with kv_quantize_(model, bits=4, keys="channel", values="token"):  # doctest: +SKIP
-    ...     print(perplexity(model, eval_ids))
+Example (SmolLM2 on its first 1,024 tokens of text: 4-bit keys per channel and values per
+token cost about 3 % perplexity; the cache is float again after the ``with`` block):
+    >>> from inwhale.data.smollm2 import load_smollm2
+    >>> from inwhale.data.text import token_ids
+    >>> from inwhale.llm.harness import perplexity
+    >>> from inwhale.llm.kv import kv_quantize_
+    >>> model, tok = load_smollm2(device="cpu")
+    >>> ids = token_ids(tok)[:1024]
+    >>> with kv_quantize_(model, bits=4, keys="channel", values="token"):
+    ...     print(f"{perplexity(model, ids, progress=False).ppl:.2f}")
+    14.63
+    >>> print(f"{perplexity(model, ids, progress=False).ppl:.2f}")
+    14.24
 """
 
 from __future__ import annotations

@@ -214,10 +214,22 @@ def compare_perplexity(
             windows.
 
     Example:
-        >>> base = perplexity(model, eval_ids)                      # doctest: +SKIP
-        >>> w4 = perplexity(quantized, eval_ids)                    # doctest: +SKIP
-        >>> print(compare_perplexity(base, w4))                     # doctest: +SKIP
-        PPL ratio B/A 1.104 [1.091, 1.118] (95% paired bootstrap, 16 blocks, 8,176 tokens)
+        SmolLM2 before and after 4-bit RTN (groups of 128) on 1,024 tokens, in blocks of 64
+        tokens (the two windows alone are too few blocks for a bootstrap):
+
+        >>> import copy
+        >>> from inwhale.data.smollm2 import load_smollm2
+        >>> from inwhale.data.text import token_ids
+        >>> from inwhale.llm.harness import perplexity
+        >>> from inwhale.llm.rtn import rtn_quantize_
+        >>> model, tok = load_smollm2(device="cpu")
+        >>> eval_ids = token_ids(tok)[:1024]
+        >>> quantized = copy.deepcopy(model)
+        >>> _ = rtn_quantize_(quantized, bits=4, group_size=128, progress=False)
+        >>> base = perplexity(model, eval_ids, progress=False)
+        >>> w4 = perplexity(quantized, eval_ids, progress=False)
+        >>> print(compare_perplexity(base, w4, block_tokens=64))
+        PPL ratio B/A 1.348 [1.250, 1.454] (95% paired bootstrap, 16 blocks, 1,022 tokens)
     """
     for name, r in (("a", a), ("b", b)):
         if not isinstance(r, PerplexityResult) or r.token_nll is None:

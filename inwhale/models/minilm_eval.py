@@ -96,9 +96,11 @@ def embed_sorted(sentences: Sequence[str], model: Any, tokenizer: Any,
     Raises:
         ValueError: if ``sentences`` is empty or ``batch_size < 1``.
 
-    >>> model, tok = load_minilm()                                    # doctest: +SKIP
-    >>> embed_sorted(["A longer sentence.", "Short."], model, tok).shape  # doctest: +SKIP
-    torch.Size([2, 384])
+    >>> from inwhale.data.minilm import load_minilm
+    >>> model, tok = load_minilm()
+    >>> E = embed_sorted(["A longer sentence.", "Short."], model, tok)
+    >>> E.shape, torch.linalg.vector_norm(E, dim=1).round(decimals=4).tolist()
+    (torch.Size([2, 384]), [1.0, 1.0])
     """
     from inwhale.data.minilm import embed
 
