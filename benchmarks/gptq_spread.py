@@ -17,6 +17,7 @@ RTN are measured once for reference.
     .venv/bin/python benchmarks/gptq_spread.py                       # W3 g128, 9 runs
     .venv/bin/python benchmarks/gptq_spread.py --runs common         # the reference's five
     .venv/bin/python benchmarks/gptq_spread.py --runs common10       # ... and five more
+    .venv/bin/python benchmarks/gptq_spread.py --runs common15       # ... and five more
     .venv/bin/python benchmarks/gptq_spread.py --bits 4 --act-order  # W4 g128 with act-order
     .venv/bin/python benchmarks/gptq_spread.py --runs batch1,damp     # a subset
     .venv/bin/python benchmarks/gptq_spread.py --true-sequential      # the reference's flag
@@ -69,14 +70,20 @@ PERTURBATIONS = {
     "shift128": (8, 0.01, False, CALIB_START + WINDOW // 4),
     "shift384": (8, 0.01, False, CALIB_START + 3 * WINDOW // 4),
     "reversed-shift": (8, 0.01, True, CALIB_START + WINDOW // 2),
+    "damp3": (8, 0.0103, False, CALIB_START),
+    "damp3-": (8, 0.0097, False, CALIB_START),
+    "shift64": (8, 0.01, False, CALIB_START + WINDOW // 8),
+    "shift192": (8, 0.01, False, CALIB_START + 3 * WINDOW // 8),
+    "shift320": (8, 0.01, False, CALIB_START + 5 * WINDOW // 8),
 }
 # The five perturbations that the reference code has too (it has no batch size: it adds one
 # window at a time): the set the README compares medians over.
 COMMON = "batch8,damp,damp-,reversed,shift"
-# Five more of the same kind (damping ±2 %, windows a quarter or three quarters of a window
-# later, reversed and shifted), for settings where five runs per code cannot tell two medians
-# apart: ``--runs common10`` runs all ten.
+# More of the same kind (damping ±2 % and ±3 %, windows shifted by other fractions of a
+# window, reversed and shifted), for settings where five runs per code cannot tell two medians
+# apart: ``--runs common10`` runs the first ten, ``--runs common15`` all fifteen.
 EXTRA = "damp2,damp2-,shift128,shift384,reversed-shift"
+EXTRA2 = "damp3,damp3-,shift64,shift192,shift320"
 DEFAULT = "batch1,batch2,batch4,batch8,batch16,damp,damp-,reversed,shift"   # nine runs
 
 
@@ -98,8 +105,8 @@ def main() -> None:
     p.add_argument("--runs", default=DEFAULT,
                    help=f"comma-separated subset of {', '.join(PERTURBATIONS)} (default "
                         f"{DEFAULT}), or 'common' "
-                        f"for the five the reference has too ({COMMON}), or 'common10' for "
-                        f"those and {EXTRA}")
+                        f"for the five the reference has too ({COMMON}), 'common10' for "
+                        f"those and {EXTRA}, 'common15' for those and {EXTRA2}")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the float and RTN evaluations (e.g. when runs are split over "
@@ -107,7 +114,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/gptq_spread_<setting>.json)")
     args = p.parse_args()
-    named = {"common": COMMON, "common10": f"{COMMON},{EXTRA}"}
+    named = {"common": COMMON, "common10": f"{COMMON},{EXTRA}",
+             "common15": f"{COMMON},{EXTRA},{EXTRA2}"}
     runs = named.get(args.runs, args.runs).split(",")
     unknown = set(runs) - set(PERTURBATIONS)
     if unknown:
