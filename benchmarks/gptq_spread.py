@@ -7,7 +7,7 @@ token_ids(tokenizer)``; calibration = 32 consecutive windows of 512 tokens from
 tokens); asymmetric min–max grids, damping 0.01, 2 threads.
 
 Each *perturbation* changes one thing that should not matter — the calibration batch size
-(windows per forward pass: 1, 2, 4, 8, 16), the damping (0.0101 or 0.0099 instead of 0.01),
+(windows per forward pass: 1, 2, 4, 8, 16), the damping (±1 %, ±2 % or ±3 % of 0.01),
 the order of the calibration windows (reversed), where they start (a quarter, half or three
 quarters of a window later) —
 and the command reports every run, then the median
@@ -76,16 +76,19 @@ PERTURBATIONS = {
     "shift192": (8, 0.01, False, CALIB_START + 3 * WINDOW // 8),
     "shift320": (8, 0.01, False, CALIB_START + 5 * WINDOW // 8),
 }
-# The five perturbations that the reference code has too (it has no batch size: it adds one
-# window at a time): the set the README compares medians over.
+# Named sets for --runs. "common": the five that the reference code has too (it has no batch
+# size: it adds one window at a time), the set the README compares medians over. "common10"
+# and "common15" add more of the same kinds (damping ±2 % and ±3 %, windows shifted by other
+# fractions of a window, reversed and shifted), for settings where five runs per code cannot
+# tell two medians apart.
 COMMON = "batch8,damp,damp-,reversed,shift"
-# More of the same kind (damping ±2 % and ±3 %, windows shifted by other fractions of a
-# window, reversed and shifted), for settings where five runs per code cannot tell two medians
-# apart: ``--runs common10`` runs the first ten, ``--runs common15`` all fifteen.
-EXTRA = "damp2,damp2-,shift128,shift384,reversed-shift"
-EXTRA2 = "damp3,damp3-,shift64,shift192,shift320"
-DEFAULT = "batch1,batch2,batch4,batch8,batch16,damp,damp-,reversed,shift"   # nine runs
-
+RUN_SETS = {
+    "default": "batch1,batch2,batch4,batch8,batch16,damp,damp-,reversed,shift",
+    "common": COMMON,
+    "common10": f"{COMMON},damp2,damp2-,shift128,shift384,reversed-shift",
+    "common15": f"{COMMON},damp2,damp2-,shift128,shift384,reversed-shift,"
+                "damp3,damp3-,shift64,shift192,shift320",
+}
 
 def calibration_stream(ids: torch.Tensor, reverse: bool, start: int = CALIB_START) -> torch.Tensor:
     """32 consecutive windows of 512 tokens from ``ids[start:]`` (``ids[20000:]`` in the
@@ -102,11 +105,9 @@ def main() -> None:
     p.add_argument("--act-order", action="store_true")
     p.add_argument("--static-groups", action="store_true")
     p.add_argument("--true-sequential", action="store_true")
-    p.add_argument("--runs", default=DEFAULT,
-                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)} (default "
-                        f"{DEFAULT}), or 'common' "
-                        f"for the five the reference has too ({COMMON}), 'common10' for "
-                        f"those and {EXTRA}, 'common15' for those and {EXTRA2}")
+    p.add_argument("--runs", default="default",
+                   help=f"comma-separated subset of {', '.join(PERTURBATIONS)}, or a named set: "
+                        + "; ".join(f"'{k}' = {v}" for k, v in RUN_SETS.items()))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the float and RTN evaluations (e.g. when runs are split over "
@@ -114,9 +115,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default benchmarks/gptq_spread_<setting>.json)")
     args = p.parse_args()
-    named = {"common": COMMON, "common10": f"{COMMON},{EXTRA}",
-             "common15": f"{COMMON},{EXTRA},{EXTRA2}"}
-    runs = named.get(args.runs, args.runs).split(",")
+    runs = RUN_SETS.get(args.runs, args.runs).split(",")
     unknown = set(runs) - set(PERTURBATIONS)
     if unknown:
         p.error(f"--runs: unknown {sorted(unknown)}; choose from {list(PERTURBATIONS)}")
